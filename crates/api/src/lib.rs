@@ -1,0 +1,87 @@
+//! The REST surface, `/api/v1`, plus `/healthz`, `/readyz` and the OpenAPI
+//! document. Handlers only collect credentials and input (extractors), call
+//! one use case of `switchboard-core`, and map its answer to HTTP.
+//!
+//! Architecture Invariant: no authorization decision is made here; the core
+//! makes every one. This crate decides only HTTP matters: which credential
+//! was presented, CSRF for cookie sessions, body limits, status codes.
+
+mod error;
+mod extract;
+mod openapi;
+mod routes;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use ipnet::IpNet;
+use switchboard_core::Core;
+
+pub use error::ApiError;
+pub use extract::{Caller, RequestInfo, client_ip};
+
+/// HTTP settings the surfaces share.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// The externally visible base URL, e.g. `https://hub.example.com`.
+    pub public_url: url::Url,
+    /// Peers whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<IpNet>,
+    /// Largest request body accepted on the API.
+    pub max_body_bytes: usize,
+    pub request_timeout: Duration,
+}
+
+impl HttpSettings {
+    /// Cookies get `Secure` and the `__Host-` prefix when served over HTTPS.
+    pub fn secure_cookies(&self) -> bool {
+        self.public_url.scheme() == "https"
+    }
+
+    pub fn session_cookie_name(&self) -> &'static str {
+        if self.secure_cookies() {
+            "__Host-switchboard_session"
+        } else {
+            "switchboard_session"
+        }
+    }
+
+    /// `scheme://host[:port]` of the public URL, for Origin checks.
+    pub fn public_origin(&self) -> String {
+        self.public_url.origin().ascii_serialization()
+    }
+
+    pub fn is_trusted_proxy(&self, ip: IpAddr) -> bool {
+        self.trusted_proxies.iter().any(|n| n.contains(&ip))
+    }
+}
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct ApiState {
+    pub core: Core,
+    pub http: Arc<HttpSettings>,
+    pub started: Instant,
+}
+
+/// The `/api/v1` router with `/healthz`, `/readyz` and `/api/v1/openapi.json`.
+pub fn router(state: ApiState) -> Router {
+    let limit = state.http.max_body_bytes;
+    let (api, doc) = openapi::api_router().split_for_parts();
+    let doc = Arc::new(doc);
+    Router::new()
+        .nest("/api/v1", api)
+        .route(
+            "/api/v1/openapi.json",
+            axum::routing::get(move || {
+                let doc = doc.clone();
+                async move { axum::Json((*doc).clone()) }
+            }),
+        )
+        .merge(routes::system::probes())
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(state)
+}

@@ -1,0 +1,694 @@
+//! Accounts, sign-in, sessions, authentication, and creating the first
+//! owner (setup link or `admin bootstrap`).
+
+use std::collections::BTreeSet;
+
+use serde_json::json;
+use switchboard_domain::{
+    BuiltinRole, Environment, MembershipStatus, Permission, PermissionSet, Scope, TokenKind,
+    normalize_email, validate_name, validate_password, validate_slug,
+};
+use switchboard_storage::{
+    self as storage, AccountRow, Conn, Db, MembershipRow, OrgRow, RoleRow, SessionRow,
+};
+
+use crate::audit::AuditEntry;
+use crate::password::{hash_password, verify_password};
+use crate::secret::{hash_secret, looks_like_secret, new_secret};
+use crate::views::{AccountView, MeView, OrgSummary, OrgView};
+use crate::{Core, CoreError, Credential, Ctx, Principal, RequestMeta, Surface};
+
+/// `last_used_at` / session expiry are written at most this often: a read
+/// must not turn into a write on every request.
+const TOUCH_INTERVAL_MS: i64 = 60_000;
+
+#[derive(Debug, Clone)]
+pub struct BootstrapInput {
+    pub email: String,
+    pub display_name: Option<String>,
+    pub password: String,
+    pub org_slug: String,
+    pub org_name: String,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BootstrapOutput {
+    pub account_id: String,
+    pub org_id: String,
+    pub membership_id: String,
+    pub email: String,
+    pub org_slug: String,
+}
+
+/// A new sign-in session: the cookie value (shown once) and its CSRF token.
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    pub cookie_secret: String,
+    pub csrf_token: String,
+    pub expires_at_ms: i64,
+    pub org_slug: String,
+}
+
+/// Creates the built-in roles of a new org; returns the owner role's id.
+pub(crate) async fn create_builtin_roles(
+    conn: &mut Conn,
+    org_id: &str,
+    now: i64,
+) -> Result<String, CoreError> {
+    let mut owner_id = String::new();
+    for role in BuiltinRole::ALL {
+        let id = storage::new_id();
+        if role == BuiltinRole::Owner {
+            owner_id = id.clone();
+        }
+        storage::insert_role(
+            &mut *conn,
+            &RoleRow {
+                id,
+                org_id: org_id.to_owned(),
+                name: role.as_str().to_owned(),
+                description: format!("Built-in {} role", role.as_str()),
+                builtin: 1,
+                permissions: json!(role.permissions().names()).to_string(),
+                created_at: now,
+                updated_at: now,
+            },
+        )
+        .await?;
+    }
+    Ok(owner_id)
+}
+
+impl Core {
+    /// Creates (or reuses, if the password matches) an account and a new
+    /// organization it owns. Used by `admin bootstrap` and the setup page.
+    pub async fn bootstrap(
+        &self,
+        input: BootstrapInput,
+        meta: &RequestMeta,
+    ) -> Result<BootstrapOutput, CoreError> {
+        let mut tx = self.db.begin_write().await?;
+        let out = self.bootstrap_in(&mut tx, input, meta).await?;
+        Db::commit(tx).await?;
+        Ok(out)
+    }
+
+    async fn bootstrap_in(
+        &self,
+        conn: &mut Conn,
+        input: BootstrapInput,
+        meta: &RequestMeta,
+    ) -> Result<BootstrapOutput, CoreError> {
+        let now = meta.now_ms;
+        let email = normalize_email("email", &input.email)?;
+        validate_slug("org_slug", &input.org_slug)?;
+        let org_name = validate_name("org_name", &input.org_name, 200)?;
+        let display_name = match &input.display_name {
+            Some(n) => validate_name("display_name", n, 200)?,
+            None => email.split('@').next().unwrap_or(&email).to_owned(),
+        };
+        if storage::org_by_slug(&mut *conn, &input.org_slug)
+            .await?
+            .is_some()
+        {
+            return Err(CoreError::conflict(
+                "org_slug_taken",
+                format!(
+                    "an organization with the slug '{}' already exists: choose another slug",
+                    input.org_slug
+                ),
+            ));
+        }
+        let account_id = match storage::account_by_email(&mut *conn, &email).await? {
+            Some(existing) => {
+                if !verify_password(input.password.clone(), existing.password_hash.clone()).await? {
+                    return Err(CoreError::Unauthenticated(format!(
+                        "an account for {email} already exists and the password does not match it"
+                    )));
+                }
+                existing.id
+            }
+            None => {
+                validate_password("password", &input.password)?;
+                let id = storage::new_id();
+                storage::insert_account(
+                    &mut *conn,
+                    &AccountRow {
+                        id: id.clone(),
+                        email: email.clone(),
+                        display_name,
+                        password_hash: Some(hash_password(input.password.clone()).await?),
+                        created_at: now,
+                        updated_at: now,
+                    },
+                )
+                .await?;
+                id
+            }
+        };
+        let org_id = storage::new_id();
+        storage::insert_org(
+            &mut *conn,
+            &OrgRow {
+                id: org_id.clone(),
+                slug: input.org_slug.clone(),
+                name: org_name,
+                seat_limit: None,
+                allowed_domains: "[]".into(),
+                feature_flags: "{}".into(),
+                mcp_enabled: 1,
+                allow_production: 0,
+                allow_write: 1,
+                created_at: now,
+                updated_at: now,
+            },
+        )
+        .await?;
+        let owner_role = create_builtin_roles(conn, &org_id, now).await?;
+        let membership_id = storage::new_id();
+        storage::insert_membership(
+            &mut *conn,
+            &MembershipRow {
+                id: membership_id.clone(),
+                org_id: org_id.clone(),
+                account_id: account_id.clone(),
+                role_id: owner_role,
+                status: MembershipStatus::Active.as_str().into(),
+                created_at: now,
+                updated_at: now,
+            },
+        )
+        .await?;
+        storage::insert_audit(
+            &mut *conn,
+            &storage::AuditRow {
+                id: storage::new_id(),
+                org_id: Some(org_id.clone()),
+                at: now,
+                actor_id: Some(account_id.clone()),
+                actor: email.clone(),
+                surface: meta.surface.as_str().into(),
+                action: "org.bootstrap".into(),
+                target: Some(org_id.clone()),
+                args: json!({"org_slug": input.org_slug, "email": email}).to_string(),
+                outcome: "ok".into(),
+                request_id: meta.request_id.clone(),
+                client_ip: meta.client_ip.clone(),
+                ..Default::default()
+            },
+        )
+        .await?;
+        Ok(BootstrapOutput {
+            account_id,
+            org_id,
+            membership_id,
+            email,
+            org_slug: input.org_slug,
+        })
+    }
+
+    /// Issues a one-time setup link secret when no owner exists yet.
+    pub async fn issue_setup_token(&self, now: i64) -> Result<Option<String>, CoreError> {
+        if storage::any_owner_exists(self.db.pool()).await? {
+            return Ok(None);
+        }
+        let secret = new_secret();
+        storage::insert_setup_token(
+            self.db.pool(),
+            &hash_secret(&secret),
+            now,
+            now + self.config.setup_token_ttl_ms,
+        )
+        .await?;
+        Ok(Some(secret))
+    }
+
+    pub async fn setup_token_valid(&self, secret: &str, now: i64) -> Result<bool, CoreError> {
+        if !looks_like_secret(secret) {
+            return Ok(false);
+        }
+        Ok(storage::setup_token_valid(self.db.pool(), &hash_secret(secret), now).await?)
+    }
+
+    /// Spends a setup link to create the first owner and organization. The
+    /// link works once; every other outstanding link dies with it.
+    pub async fn complete_setup(
+        &self,
+        secret: &str,
+        input: BootstrapInput,
+        meta: &RequestMeta,
+    ) -> Result<BootstrapOutput, CoreError> {
+        let now = meta.now_ms;
+        let mut tx = self.db.begin_write().await?;
+        if !looks_like_secret(secret)
+            || !storage::consume_setup_token(&mut *tx, &hash_secret(secret), now).await?
+        {
+            return Err(CoreError::NotFound(
+                "setup link (it may have expired or been used already)",
+            ));
+        }
+        if storage::any_owner_exists(&mut *tx).await? {
+            return Err(CoreError::conflict(
+                "already_set_up",
+                "this server already has an owner: sign in instead",
+            ));
+        }
+        let out = self.bootstrap_in(&mut tx, input, meta).await?;
+        storage::clear_setup_tokens(&mut *tx).await?;
+        Db::commit(tx).await?;
+        Ok(out)
+    }
+
+    /// Email + password sign-in with throttling kept in the database (so
+    /// every replica counts the same failures). Returns a new session.
+    pub async fn sign_in(
+        &self,
+        email: &str,
+        password: &str,
+        org_slug: Option<&str>,
+        meta: &RequestMeta,
+    ) -> Result<NewSession, CoreError> {
+        let now = meta.now_ms;
+        let email = normalize_email("email", email)?;
+        let key = format!("email:{email}");
+        if let Some(t) = storage::throttle_get(self.db.pool(), &key).await?
+            && t.locked_until > now
+        {
+            return Err(CoreError::Throttled {
+                retry_after_secs: (t.locked_until - now + 999) / 1000,
+            });
+        }
+        let account = storage::account_by_email(self.db.pool(), &email).await?;
+        let ok = verify_password(
+            password.to_owned(),
+            account.as_ref().and_then(|a| a.password_hash.clone()),
+        )
+        .await?;
+        let Some(account) = account.filter(|_| ok) else {
+            self.record_sign_in_failure(&key, now).await?;
+            tracing::warn!(email = %email, "failed sign-in");
+            return Err(CoreError::Unauthenticated(
+                "the email or password is wrong".into(),
+            ));
+        };
+        storage::throttle_clear(self.db.pool(), &key).await?;
+
+        let orgs = storage::orgs_of_account(self.db.pool(), &account.id).await?;
+        let org = match org_slug {
+            Some(slug) => orgs.into_iter().find(|o| o.slug == slug).ok_or_else(|| {
+                CoreError::Forbidden(format!("you are not an active member of the organization '{slug}'"))
+            })?,
+            None => orgs.into_iter().next().ok_or_else(|| {
+                CoreError::Forbidden("you are not an active member of any organization yet: accept an invitation first".into())
+            })?,
+        };
+        let cookie_secret = new_secret();
+        let csrf_token = new_secret();
+        let expires_at_ms = now + self.config.session_ttl_ms;
+        let mut tx = self.db.begin_write().await?;
+        storage::insert_session(
+            &mut *tx,
+            &SessionRow {
+                id: storage::new_id(),
+                token_hash: hash_secret(&cookie_secret),
+                account_id: account.id.clone(),
+                active_org_id: Some(org.id.clone()),
+                csrf_token: csrf_token.clone(),
+                created_at: now,
+                expires_at: expires_at_ms,
+                last_seen_at: now,
+            },
+        )
+        .await?;
+        storage::insert_audit(
+            &mut *tx,
+            &storage::AuditRow {
+                id: storage::new_id(),
+                org_id: Some(org.id.clone()),
+                at: now,
+                actor_id: Some(account.id.clone()),
+                actor: account.email.clone(),
+                surface: meta.surface.as_str().into(),
+                action: "session.sign_in".into(),
+                args: "{}".into(),
+                outcome: "ok".into(),
+                request_id: meta.request_id.clone(),
+                client_ip: meta.client_ip.clone(),
+                ..Default::default()
+            },
+        )
+        .await?;
+        Db::commit(tx).await?;
+        Ok(NewSession {
+            cookie_secret,
+            csrf_token,
+            expires_at_ms,
+            org_slug: org.slug,
+        })
+    }
+
+    async fn record_sign_in_failure(&self, key: &str, now: i64) -> Result<(), CoreError> {
+        let mut tx = self.db.begin_write().await?;
+        let mut t = storage::throttle_get(&mut *tx, key)
+            .await?
+            .unwrap_or(storage::ThrottleRow {
+                throttle_key: key.to_owned(),
+                failures: 0,
+                window_started_at: now,
+                locked_until: 0,
+            });
+        if now - t.window_started_at > self.config.sign_in_window_ms {
+            t.failures = 0;
+            t.window_started_at = now;
+        }
+        t.failures += 1;
+        if t.failures >= self.config.sign_in_max_failures {
+            t.locked_until = now + self.config.sign_in_lockout_ms;
+            t.failures = 0;
+            t.window_started_at = now;
+        }
+        storage::throttle_put(&mut *tx, &t).await?;
+        Db::commit(tx).await?;
+        Ok(())
+    }
+
+    /// Ends the session named by a cookie value (unknown values are ignored).
+    pub async fn sign_out(&self, cookie_secret: &str) -> Result<(), CoreError> {
+        if let Some(s) =
+            storage::session_by_hash(self.db.pool(), &hash_secret(cookie_secret)).await?
+        {
+            storage::delete_session(self.db.pool(), &s.id).await?;
+        }
+        Ok(())
+    }
+
+    /// Authenticates a bearer token: its hash, its state, and the CURRENT
+    /// membership and role of the account behind it.
+    #[tracing::instrument(skip_all)]
+    pub async fn authenticate_bearer(&self, token: &str, now: i64) -> Result<Principal, CoreError> {
+        if !looks_like_secret(token) {
+            return Err(CoreError::Unauthenticated(
+                "the bearer token is malformed: expected the 64 hex characters shown when the token was created".into(),
+            ));
+        }
+        let Some(row) = storage::token_principal(self.db.pool(), &hash_secret(token)).await? else {
+            return Err(CoreError::Unauthenticated(
+                "the bearer token is not valid".into(),
+            ));
+        };
+        if row.revoked_at.is_some() {
+            return Err(CoreError::Unauthenticated(
+                "the bearer token has been revoked".into(),
+            ));
+        }
+        if let Some(exp) = row.expires_at
+            && exp <= now
+        {
+            return Err(CoreError::Unauthenticated(format!(
+                "the bearer token expired at {}",
+                crate::views::rfc3339(exp)
+            )));
+        }
+        let kind: TokenKind = row.kind.parse().map_err(CoreError::Internal)?;
+        let (Some(membership_id), Some("active"), Some(role_name), Some(perms)) = (
+            row.membership_id.clone(),
+            row.membership_status.as_deref(),
+            row.role_name.clone(),
+            row.role_permissions.as_deref(),
+        ) else {
+            return Err(CoreError::Unauthenticated(
+                "the account behind this token is no longer an active member of its organization"
+                    .into(),
+            ));
+        };
+        let role_permissions = parse_permissions(perms)?;
+        let (permissions, role_name) = match kind {
+            // An org token is an org-level service principal; it stays valid
+            // only while its creator could still create it.
+            TokenKind::Org => {
+                if !role_permissions.contains(Permission::McpManage) {
+                    return Err(CoreError::Unauthenticated(
+                        "this org token's creator no longer holds mcp.manage: an owner must create a new org token".into(),
+                    ));
+                }
+                (Principal::org_token_permissions(), None)
+            }
+            TokenKind::Personal | TokenKind::OAuth => (role_permissions, Some(role_name)),
+        };
+        let scopes: BTreeSet<Scope> = row
+            .scopes
+            .split_whitespace()
+            .map(|s| s.parse::<Scope>())
+            .collect::<Result<_, _>>()
+            .map_err(CoreError::Internal)?;
+        let environment = match row.environment.as_deref() {
+            Some(e) => Some(e.parse::<Environment>().map_err(CoreError::Internal)?),
+            None => None,
+        };
+        if row
+            .last_used_at
+            .is_none_or(|t| now - t >= TOUCH_INTERVAL_MS)
+        {
+            // Best effort: failing to record use must not fail the request.
+            if let Err(e) =
+                storage::touch_token(self.db.pool(), &row.token_id, now, TOUCH_INTERVAL_MS).await
+            {
+                tracing::warn!(error = %e, "could not record token use");
+            }
+        }
+        Ok(Principal {
+            account_id: row.account_id,
+            email: row.email,
+            display_name: row.display_name,
+            org_id: row.org_id,
+            membership_id,
+            role_name,
+            permissions,
+            credential: Credential::Token {
+                id: row.token_id,
+                kind,
+                scopes,
+                environment,
+            },
+        })
+    }
+
+    /// Authenticates a session cookie value. If the session's active org no
+    /// longer has this person as an active member, another org they belong
+    /// to becomes active; with none left, the session is refused.
+    #[tracing::instrument(skip_all)]
+    pub async fn authenticate_session(
+        &self,
+        cookie_secret: &str,
+        now: i64,
+    ) -> Result<Principal, CoreError> {
+        if !looks_like_secret(cookie_secret) {
+            return Err(CoreError::Unauthenticated(
+                "the session cookie is malformed: sign in again".into(),
+            ));
+        }
+        let Some(session) =
+            storage::session_by_hash(self.db.pool(), &hash_secret(cookie_secret)).await?
+        else {
+            return Err(CoreError::Unauthenticated(
+                "the session is not valid: sign in again".into(),
+            ));
+        };
+        if session.expires_at <= now {
+            return Err(CoreError::Unauthenticated(
+                "the session has expired: sign in again".into(),
+            ));
+        }
+        let Some(account) = storage::account_by_id(self.db.pool(), &session.account_id).await?
+        else {
+            return Err(CoreError::Unauthenticated(
+                "the session's account no longer exists".into(),
+            ));
+        };
+        let mut member = match &session.active_org_id {
+            Some(org) => storage::member_by_account(self.db.pool(), org, &account.id)
+                .await?
+                .filter(|m| m.status == "active"),
+            None => None,
+        };
+        let mut org_id = session.active_org_id.clone().unwrap_or_default();
+        if member.is_none() {
+            let orgs = storage::orgs_of_account(self.db.pool(), &account.id).await?;
+            let Some(other) = orgs.into_iter().next() else {
+                return Err(CoreError::Unauthenticated(
+                    "you are no longer an active member of any organization".into(),
+                ));
+            };
+            member = storage::member_by_account(self.db.pool(), &other.id, &account.id).await?;
+            storage::set_session_org(self.db.pool(), &session.id, &other.id).await?;
+            org_id = other.id;
+        }
+        let Some(member) = member else {
+            return Err(CoreError::Unauthenticated("membership not found".into()));
+        };
+        if now - session.last_seen_at >= TOUCH_INTERVAL_MS
+            && let Err(e) = storage::touch_session(
+                self.db.pool(),
+                &session.id,
+                now,
+                now + self.config.session_ttl_ms,
+                TOUCH_INTERVAL_MS,
+            )
+            .await
+        {
+            tracing::warn!(error = %e, "could not extend the session");
+        }
+        Ok(Principal {
+            account_id: account.id,
+            email: account.email,
+            display_name: account.display_name,
+            org_id,
+            membership_id: member.id,
+            role_name: Some(member.role_name),
+            permissions: parse_permissions(&member.role_permissions)?,
+            credential: Credential::Session {
+                session_id: session.id,
+                csrf_token: session.csrf_token,
+            },
+        })
+    }
+
+    /// Builds the principal the CLI acts as: the named account in the named org.
+    pub async fn cli_principal(&self, email: &str, org_slug: &str) -> Result<Principal, CoreError> {
+        let email = normalize_email("email", email)?;
+        let org = storage::org_by_slug(self.db.pool(), org_slug)
+            .await?
+            .ok_or(CoreError::NotFound("organization"))?;
+        let member = storage::member_by_email(self.db.pool(), &org.id, &email)
+            .await?
+            .filter(|m| m.status == "active")
+            .ok_or_else(|| {
+                CoreError::Forbidden(format!("{email} is not an active member of '{org_slug}'"))
+            })?;
+        Ok(Principal {
+            account_id: member.account_id,
+            email: member.email,
+            display_name: member.display_name,
+            org_id: org.id,
+            membership_id: member.id,
+            role_name: Some(member.role_name),
+            permissions: parse_permissions(&member.role_permissions)?,
+            credential: Credential::Cli,
+        })
+    }
+
+    /// Switches a session's active organization.
+    pub async fn switch_org(&self, ctx: Ctx<'_>, org_slug: &str) -> Result<(), CoreError> {
+        let Credential::Session { session_id, .. } = &ctx.principal.credential else {
+            return Err(CoreError::Forbidden(
+                "only a signed-in session can switch organization: a token belongs to one organization".into(),
+            ));
+        };
+        let org = storage::org_by_slug(self.db.pool(), org_slug).await?;
+        let member = match &org {
+            Some(o) => storage::member_by_account(self.db.pool(), &o.id, &ctx.principal.account_id)
+                .await?
+                .filter(|m| m.status == "active"),
+            None => None,
+        };
+        let (Some(org), Some(_)) = (org, member) else {
+            return Err(CoreError::NotFound("organization"));
+        };
+        let mut tx = self.db.begin_write().await?;
+        storage::set_session_org(&mut *tx, session_id, &org.id).await?;
+        Db::commit(tx).await?;
+        Ok(())
+    }
+
+    /// Changes the caller's password and ends their other sessions.
+    pub async fn change_password(
+        &self,
+        ctx: Ctx<'_>,
+        current: &str,
+        new: &str,
+    ) -> Result<(), CoreError> {
+        ctx.principal.require_interactive("changing a password")?;
+        validate_password("new_password", new)?;
+        let account = storage::account_by_id(self.db.pool(), &ctx.principal.account_id)
+            .await?
+            .ok_or(CoreError::NotFound("account"))?;
+        if !verify_password(current.to_owned(), account.password_hash.clone()).await? {
+            return Err(CoreError::invalid("current_password", "is wrong"));
+        }
+        let hash = hash_password(new.to_owned()).await?;
+        let keep = match &ctx.principal.credential {
+            Credential::Session { session_id, .. } => session_id.clone(),
+            _ => String::new(),
+        };
+        self.write(
+            ctx,
+            AuditEntry::new("account.change_password", Some(&account.id), json!({})),
+            async |conn, _| {
+                storage::set_password(&mut *conn, &account.id, &hash, ctx.meta.now_ms).await?;
+                storage::delete_other_sessions(&mut *conn, &account.id, &keep).await?;
+                Ok(())
+            },
+        )
+        .await
+    }
+
+    /// The caller: account, org, role, credential kind and scopes.
+    pub async fn me(&self, ctx: Ctx<'_>) -> Result<MeView, CoreError> {
+        let p = ctx.principal;
+        let org = storage::org_by_id(self.db.pool(), &p.org_id)
+            .await?
+            .ok_or(CoreError::NotFound("organization"))?;
+        let seats = storage::seats_taken(self.db.pool(), &p.org_id, ctx.meta.now_ms).await?;
+        let orgs = match p.credential {
+            Credential::Session { .. } | Credential::Cli => {
+                storage::orgs_of_account(self.db.pool(), &p.account_id)
+                    .await?
+                    .into_iter()
+                    .map(|o| OrgSummary {
+                        id: o.id,
+                        slug: o.slug,
+                        name: o.name,
+                    })
+                    .collect()
+            }
+            Credential::Token { .. } => Vec::new(),
+        };
+        let (credential, csrf) = match &p.credential {
+            Credential::Session { csrf_token, .. } => {
+                ("session".to_owned(), Some(csrf_token.clone()))
+            }
+            Credential::Token { kind, .. } => (kind.as_str().to_owned(), None),
+            Credential::Cli => ("cli".to_owned(), None),
+        };
+        Ok(MeView {
+            account: AccountView {
+                id: p.account_id.clone(),
+                email: p.email.clone(),
+                display_name: p.display_name.clone(),
+            },
+            org: OrgView::new(org, seats),
+            membership_id: p.membership_id.clone(),
+            role: p.role_name.clone(),
+            permissions: p.permissions.names(),
+            credential,
+            token_id: p.token_id().map(str::to_owned),
+            scopes: p
+                .scopes()
+                .map(|s| s.iter().map(|x| x.as_str().to_owned()).collect()),
+            csrf_token: csrf,
+            orgs,
+        })
+    }
+}
+
+pub(crate) fn parse_permissions(json_text: &str) -> Result<PermissionSet, CoreError> {
+    let names: Vec<String> = serde_json::from_str(json_text).map_err(|e| {
+        CoreError::Internal(format!("stored role permissions are not a JSON list: {e}"))
+    })?;
+    PermissionSet::parse(names.iter().map(String::as_str)).map_err(CoreError::Internal)
+}
+
+/// The surface of a request the CLI makes.
+pub fn cli_meta() -> RequestMeta {
+    RequestMeta::new(Surface::Cli, crate::now_ms())
+}

@@ -1,0 +1,275 @@
+//! Writing and reading the audit log. Every state change writes its event
+//! in the same transaction as the change ([`Core::write`]); refusals are
+//! written on their own, since the change they refused never happened.
+
+use std::time::Instant;
+
+use serde_json::{Map, Value};
+use switchboard_storage::{self as storage, AuditRow, Conn, Db};
+
+use crate::views::{AuditEventView, Page};
+use crate::{Core, CoreError, Ctx};
+
+/// The surface a request came through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Surface {
+    Api,
+    Web,
+    Cli,
+    Mcp,
+    Rpc,
+}
+
+impl Surface {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Surface::Api => "api",
+            Surface::Web => "web",
+            Surface::Cli => "cli",
+            Surface::Mcp => "mcp",
+            Surface::Rpc => "rpc",
+        }
+    }
+}
+
+/// What a change records about itself.
+#[derive(Debug, Clone)]
+pub(crate) struct AuditEntry {
+    pub action: &'static str,
+    pub target: Option<String>,
+    pub args: Value,
+}
+
+impl AuditEntry {
+    pub fn new(action: &'static str, target: Option<&str>, args: Value) -> Self {
+        AuditEntry {
+            action,
+            target: target.map(str::to_owned),
+            args,
+        }
+    }
+}
+
+/// Keys whose values are never recorded.
+const SECRET_KEYS: [&str; 8] = [
+    "password",
+    "secret",
+    "token",
+    "authorization",
+    "api_key",
+    "apikey",
+    "cookie",
+    "credential",
+];
+/// Longer strings are cut: the audit log records what was done, not the payload.
+const MAX_STRING: usize = 64;
+
+/// The argument summary stored in an audit event: secret-looking values
+/// masked, long strings cut, nesting kept.
+pub fn summarize_args(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => {
+            let mut out = Map::new();
+            for (k, v) in m {
+                let lower = k.to_ascii_lowercase();
+                if SECRET_KEYS.iter().any(|s| lower.contains(s)) {
+                    out.insert(k.clone(), Value::String("****".into()));
+                } else {
+                    out.insert(k.clone(), summarize_args(v));
+                }
+            }
+            Value::Object(out)
+        }
+        Value::Array(a) => Value::Array(a.iter().map(summarize_args).collect()),
+        Value::String(s) if s.chars().count() > MAX_STRING => {
+            let cut: String = s.chars().take(MAX_STRING).collect();
+            Value::String(format!("{cut}… ({} chars)", s.chars().count()))
+        }
+        other => other.clone(),
+    }
+}
+
+fn row(
+    ctx: &Ctx<'_>,
+    entry: &AuditEntry,
+    outcome: &str,
+    latency_ms: i64,
+    message: Option<&str>,
+) -> AuditRow {
+    let p = ctx.principal;
+    let mut args = summarize_args(&entry.args);
+    if let (Some(msg), Value::Object(m)) = (message, &mut args) {
+        m.insert("refusal".into(), Value::String(msg.to_owned()));
+    }
+    AuditRow {
+        id: storage::new_id(),
+        org_id: Some(p.org_id.clone()),
+        at: ctx.meta.now_ms,
+        actor_id: Some(p.account_id.clone()),
+        actor: p.email.clone(),
+        token_id: p.token_id().map(str::to_owned),
+        token_kind: p.token_kind().map(|k| k.as_str().to_owned()),
+        client: None,
+        surface: ctx.meta.surface.as_str().to_owned(),
+        action: entry.action.to_owned(),
+        target: entry.target.clone(),
+        args: args.to_string(),
+        outcome: outcome.to_owned(),
+        latency_ms: Some(latency_ms),
+        environment: None,
+        request_id: ctx.meta.request_id.clone(),
+        client_ip: ctx.meta.client_ip.clone(),
+    }
+}
+
+impl Core {
+    /// Runs a change in one write transaction and records its audit event in
+    /// that same transaction, so a change is never without its event (and a
+    /// crash loses both or neither). A refusal is recorded as `denied`.
+    pub(crate) async fn write<T>(
+        &self,
+        ctx: Ctx<'_>,
+        mut entry: AuditEntry,
+        change: impl AsyncFnOnce(&mut Conn, &mut AuditEntry) -> Result<T, CoreError>,
+    ) -> Result<T, CoreError> {
+        let started = Instant::now();
+        let mut tx = self.db.begin_write().await?;
+        match change(&mut tx, &mut entry).await {
+            Ok(value) => {
+                let r = row(
+                    &ctx,
+                    &entry,
+                    "ok",
+                    started.elapsed().as_millis() as i64,
+                    None,
+                );
+                storage::insert_audit(&mut *tx, &r).await?;
+                Db::commit(tx).await?;
+                Ok(value)
+            }
+            Err(e) => {
+                drop(tx);
+                if e.is_refusal() {
+                    self.record_refusal(ctx, &entry, &e, started).await;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Checks a read's authorization, recording a refusal.
+    pub(crate) async fn check_read(
+        &self,
+        ctx: Ctx<'_>,
+        action: &'static str,
+        target: Option<&str>,
+        check: Result<(), CoreError>,
+    ) -> Result<(), CoreError> {
+        if let Err(e) = check {
+            let entry = AuditEntry::new(action, target, Value::Object(Map::new()));
+            self.record_refusal(ctx, &entry, &e, Instant::now()).await;
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    async fn record_refusal(
+        &self,
+        ctx: Ctx<'_>,
+        entry: &AuditEntry,
+        e: &CoreError,
+        started: Instant,
+    ) {
+        let r = row(
+            &ctx,
+            entry,
+            "denied",
+            started.elapsed().as_millis() as i64,
+            Some(&e.to_string()),
+        );
+        if let Err(err) = storage::insert_audit(self.db.pool(), &r).await {
+            tracing::error!(error = %err, action = entry.action, "could not record a refusal in the audit log");
+        }
+    }
+
+    /// The org's audit events, newest first.
+    pub async fn list_audit_events(
+        &self,
+        ctx: Ctx<'_>,
+        q: AuditQuery,
+    ) -> Result<Page<AuditEventView>, CoreError> {
+        use switchboard_domain::{Permission, Scope};
+        self.check_read(
+            ctx,
+            "audit.list",
+            None,
+            ctx.principal.require(Permission::AuditRead, Scope::ReadOrg),
+        )
+        .await?;
+        let limit = i64::from(q.limit.unwrap_or(self.config.default_page_size));
+        if limit < 1 || limit > i64::from(self.config.max_page_size) {
+            return Err(CoreError::invalid(
+                "limit",
+                format!("must be between 1 and {}", self.config.max_page_size),
+            ));
+        }
+        if let (Some(s), Some(u)) = (q.since, q.until)
+            && s >= u
+        {
+            return Err(CoreError::invalid("since", "must be before 'until'"));
+        }
+        let filter = storage::AuditFilter {
+            actor_id: q.actor_id,
+            action: q.action,
+            target: q.target,
+            since: q.since,
+            until: q.until,
+            before: q.cursor,
+            limit: limit + 1,
+        };
+        let rows = storage::list_audit(self.db.pool(), &ctx.principal.org_id, &filter).await?;
+        Ok(Page::from_rows(
+            rows,
+            limit as usize,
+            |r| r.id.clone(),
+            AuditEventView::from,
+        ))
+    }
+}
+
+/// Filters for [`Core::list_audit_events`].
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    pub actor_id: Option<String>,
+    pub action: Option<String>,
+    pub target: Option<String>,
+    pub since: Option<i64>,
+    pub until: Option<i64>,
+    pub cursor: Option<String>,
+    pub limit: Option<u32>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn secrets_are_masked_and_long_strings_cut() {
+        let v = json!({
+            "email": "a@x.io",
+            "password": "hunter2hunter2",
+            "nested": {"api_key": "k", "Authorization": "Bearer x"},
+            "body": "x".repeat(100),
+            "list": [{"token": "t"}]
+        });
+        let s = summarize_args(&v);
+        assert_eq!(s["email"], "a@x.io");
+        assert_eq!(s["password"], "****");
+        assert_eq!(s["nested"]["api_key"], "****");
+        assert_eq!(s["nested"]["Authorization"], "****");
+        assert_eq!(s["list"][0]["token"], "****");
+        let body = s["body"].as_str().unwrap_or_default();
+        assert!(body.ends_with("(100 chars)") && body.len() < 80, "{body}");
+    }
+}

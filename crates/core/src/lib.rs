@@ -1,0 +1,147 @@
+//! The application core: the use cases every surface calls (REST today, MCP
+//! and the web pages next), with authentication, authorization and audit
+//! built in.
+//!
+//! API Boundary: surfaces gather credentials and request metadata, call
+//! [`Core::authenticate_bearer`] / [`Core::authenticate_session`] to get a
+//! [`Principal`], then call a use case with a [`Ctx`]. A use case checks the
+//! principal's CURRENT role permissions and token scopes, validates input,
+//! writes its change and its audit event in ONE transaction, and returns a
+//! serializable view.
+//!
+//! Architecture Invariant: this crate knows no HTTP, no JSON-RPC and no SQL;
+//! SQL lives in `switchboard-storage`, protocols in the surface crates.
+//! Time is a parameter ([`RequestMeta::now_ms`]), never read inside a rule.
+
+mod audit;
+mod error;
+mod password;
+mod principal;
+mod secret;
+
+pub mod accounts;
+pub mod members;
+pub mod orgs;
+pub mod tokens;
+pub mod views;
+pub mod work;
+
+pub use audit::{AuditQuery, Surface};
+pub use error::CoreError;
+pub use principal::{Credential, Principal};
+pub use secret::{hash_secret, new_secret};
+
+use switchboard_storage::Db;
+
+/// Settings the core needs; the binary fills them from its configuration.
+#[derive(Debug, Clone)]
+pub struct CoreConfig {
+    pub session_ttl_ms: i64,
+    pub invitation_ttl_ms: i64,
+    pub setup_token_ttl_ms: i64,
+    /// Failed sign-ins allowed within `sign_in_window_ms` before a lockout.
+    pub sign_in_max_failures: i64,
+    pub sign_in_window_ms: i64,
+    pub sign_in_lockout_ms: i64,
+    /// Largest page a list request may ask for.
+    pub max_page_size: u32,
+    pub default_page_size: u32,
+    /// Base URL for links the server hands out (invitations, setup).
+    pub public_url: String,
+}
+
+impl Default for CoreConfig {
+    fn default() -> Self {
+        CoreConfig {
+            session_ttl_ms: 7 * 24 * 3600 * 1000,
+            invitation_ttl_ms: 7 * 24 * 3600 * 1000,
+            setup_token_ttl_ms: 3600 * 1000,
+            sign_in_max_failures: 5,
+            sign_in_window_ms: 15 * 60 * 1000,
+            sign_in_lockout_ms: 15 * 60 * 1000,
+            max_page_size: 200,
+            default_page_size: 50,
+            public_url: "http://127.0.0.1:8080".to_owned(),
+        }
+    }
+}
+
+/// The application: a database and settings. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Core {
+    pub(crate) db: Db,
+    pub(crate) config: CoreConfig,
+}
+
+impl Core {
+    pub fn new(db: Db, config: CoreConfig) -> Self {
+        Core { db, config }
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    pub fn config(&self) -> &CoreConfig {
+        &self.config
+    }
+}
+
+/// Where a request came from, for audit, and when it happened.
+#[derive(Debug, Clone)]
+pub struct RequestMeta {
+    pub surface: Surface,
+    pub request_id: Option<String>,
+    pub client_ip: Option<String>,
+    pub now_ms: i64,
+}
+
+impl RequestMeta {
+    pub fn new(surface: Surface, now_ms: i64) -> Self {
+        RequestMeta {
+            surface,
+            request_id: None,
+            client_ip: None,
+            now_ms,
+        }
+    }
+}
+
+/// Who is asking, and the request's metadata: what every use case takes.
+#[derive(Debug, Clone, Copy)]
+pub struct Ctx<'a> {
+    pub principal: &'a Principal,
+    pub meta: &'a RequestMeta,
+}
+
+/// Current time in epoch milliseconds, for the edges that create a [`RequestMeta`].
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// A page request: keyset cursor and size.
+#[derive(Debug, Clone, Default)]
+pub struct PageRequest {
+    pub cursor: Option<String>,
+    pub limit: Option<u32>,
+}
+
+impl Core {
+    pub(crate) fn page(&self, req: &PageRequest) -> Result<switchboard_storage::Page, CoreError> {
+        let limit = req.limit.unwrap_or(self.config.default_page_size);
+        if limit == 0 || limit > self.config.max_page_size {
+            return Err(CoreError::invalid(
+                "limit",
+                format!("must be between 1 and {}", self.config.max_page_size),
+            ));
+        }
+        // One extra row tells whether there is a next page.
+        Ok(switchboard_storage::Page {
+            cursor: req.cursor.clone(),
+            limit: i64::from(limit) + 1,
+        })
+    }
+}

@@ -1,0 +1,95 @@
+//! Audit events: appended, never changed.
+
+use crate::{Arg, Exec, Result, SqlBuilder};
+
+#[derive(Debug, Clone, Default, sqlx::FromRow)]
+pub struct AuditRow {
+    pub id: String,
+    pub org_id: Option<String>,
+    pub at: i64,
+    pub actor_id: Option<String>,
+    pub actor: String,
+    pub token_id: Option<String>,
+    pub token_kind: Option<String>,
+    pub client: Option<String>,
+    pub surface: String,
+    pub action: String,
+    pub target: Option<String>,
+    /// JSON object: the redacted argument summary.
+    pub args: String,
+    pub outcome: String,
+    pub latency_ms: Option<i64>,
+    pub environment: Option<String>,
+    pub request_id: Option<String>,
+    pub client_ip: Option<String>,
+}
+
+const COLS: &str = "id, org_id, at, actor_id, actor, token_id, token_kind, client, surface, action, target, args, outcome, latency_ms, environment, request_id, client_ip";
+
+pub async fn insert_audit<'c>(e: impl Exec<'c>, a: &AuditRow) -> Result<()> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO audit_events ({COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+    )))
+    .bind(&a.id)
+    .bind(&a.org_id)
+    .bind(a.at)
+    .bind(&a.actor_id)
+    .bind(&a.actor)
+    .bind(&a.token_id)
+    .bind(&a.token_kind)
+    .bind(&a.client)
+    .bind(&a.surface)
+    .bind(&a.action)
+    .bind(&a.target)
+    .bind(&a.args)
+    .bind(&a.outcome)
+    .bind(a.latency_ms)
+    .bind(&a.environment)
+    .bind(&a.request_id)
+    .bind(&a.client_ip)
+    .execute(e)
+    .await?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub actor_id: Option<String>,
+    pub action: Option<String>,
+    pub target: Option<String>,
+    pub since: Option<i64>,
+    pub until: Option<i64>,
+    /// Newest first: events with ids below this cursor.
+    pub before: Option<String>,
+    pub limit: i64,
+}
+
+/// An org's events, newest first.
+pub async fn list_audit<'c>(
+    e: impl Exec<'c>,
+    org_id: &str,
+    f: &AuditFilter,
+) -> Result<Vec<AuditRow>> {
+    let mut b = SqlBuilder::new(&format!("SELECT {COLS} FROM audit_events WHERE org_id = "));
+    b.bind(Arg::Text(org_id.to_owned()));
+    if let Some(v) = &f.actor_id {
+        b.push(" AND actor_id = ").bind(Arg::Text(v.clone()));
+    }
+    if let Some(v) = &f.action {
+        b.push(" AND action = ").bind(Arg::Text(v.clone()));
+    }
+    if let Some(v) = &f.target {
+        b.push(" AND target = ").bind(Arg::Text(v.clone()));
+    }
+    if let Some(v) = f.since {
+        b.push(" AND at >= ").bind(Arg::Int(v));
+    }
+    if let Some(v) = f.until {
+        b.push(" AND at < ").bind(Arg::Int(v));
+    }
+    if let Some(v) = &f.before {
+        b.push(" AND id < ").bind(Arg::Text(v.clone()));
+    }
+    b.push(" ORDER BY id DESC LIMIT ").bind(Arg::Int(f.limit));
+    Ok(b.query_as().fetch_all(e).await?)
+}

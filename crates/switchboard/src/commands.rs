@@ -1,0 +1,224 @@
+//! Operator commands: they open the same database a server uses and call
+//! the same core use cases, audited with surface `cli`.
+
+use std::io::BufRead;
+
+use anyhow::{Context, Result, bail};
+use switchboard_core::accounts::{BootstrapInput, cli_meta};
+use switchboard_core::tokens::CreateToken;
+use switchboard_core::{Core, CoreConfig, Ctx};
+use switchboard_storage::{Db, DbOptions};
+
+use crate::settings::Settings;
+
+/// Opens (creating the SQLite data directory if needed) and migrates the database.
+pub async fn open_db(settings: &Settings) -> Result<Db> {
+    let resolved = settings.resolve()?;
+    if settings.is_default_sqlite() {
+        create_data_dir(settings.data_dir())?;
+    }
+    let opts = DbOptions {
+        max_connections: settings.database.max_connections,
+        busy_timeout: std::time::Duration::from_millis(settings.database.busy_timeout_ms),
+        ..DbOptions::default()
+    };
+    let db = Db::connect(&resolved.database_url, &opts)
+        .await
+        .with_context(|| {
+            format!(
+                "opening the database {}",
+                switchboard_storage::redact_url(&resolved.database_url)
+            )
+        })?;
+    db.migrate().await.context("applying migrations")?;
+    Ok(db)
+}
+
+fn create_data_dir(dir: &std::path::Path) -> Result<()> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("creating the data directory {}", dir.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        // The directory will hold the database and key material: owner only.
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("restricting permissions of {}", dir.display()))?;
+    }
+    Ok(())
+}
+
+pub fn core_config(settings: &Settings, public_url: &str) -> CoreConfig {
+    let a = &settings.auth;
+    CoreConfig {
+        session_ttl_ms: (a.session_ttl_hours * 3600 * 1000) as i64,
+        invitation_ttl_ms: (a.invitation_ttl_hours * 3600 * 1000) as i64,
+        setup_token_ttl_ms: (a.setup_link_ttl_minutes * 60 * 1000) as i64,
+        sign_in_max_failures: i64::from(a.sign_in_max_failures),
+        sign_in_window_ms: (a.sign_in_window_minutes * 60 * 1000) as i64,
+        sign_in_lockout_ms: (a.sign_in_lockout_minutes * 60 * 1000) as i64,
+        max_page_size: settings.api.max_page_size,
+        default_page_size: settings.api.default_page_size,
+        public_url: public_url.trim_end_matches('/').to_owned(),
+    }
+}
+
+async fn open_core(settings: &Settings) -> Result<Core> {
+    let db = open_db(settings).await?;
+    let public = settings
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", settings.listen));
+    Ok(Core::new(db, core_config(settings, &public)))
+}
+
+pub async fn migrate(settings: Settings) -> Result<()> {
+    let db = open_db(&settings).await?;
+    println!("migrations applied ({})", db.backend().as_str());
+    db.close().await;
+    Ok(())
+}
+
+pub fn check_config(settings: Settings) -> Result<()> {
+    settings.resolve()?;
+    print!("{}", settings.to_masked_toml()?);
+    eprintln!("configuration is valid");
+    Ok(())
+}
+
+fn read_password() -> Result<String> {
+    if let Ok(p) = std::env::var("SWITCHBOARD_BOOTSTRAP_PASSWORD")
+        && !p.is_empty()
+    {
+        return Ok(p);
+    }
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("reading the password from stdin")?;
+    let p = line.trim_end_matches(['\r', '\n']).to_owned();
+    if p.is_empty() {
+        bail!("no password: set SWITCHBOARD_BOOTSTRAP_PASSWORD or pass it on stdin");
+    }
+    Ok(p)
+}
+
+pub async fn bootstrap(
+    settings: Settings,
+    email: String,
+    org_slug: String,
+    org_name: String,
+    display_name: Option<String>,
+) -> Result<()> {
+    let password = read_password()?;
+    let core = open_core(&settings).await?;
+    let out = core
+        .bootstrap(
+            BootstrapInput {
+                email,
+                display_name,
+                password,
+                org_slug,
+                org_name,
+            },
+            &cli_meta(),
+        )
+        .await?;
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    core.db().close().await;
+    Ok(())
+}
+
+pub struct TokenRequest {
+    pub email: String,
+    pub org: String,
+    pub name: String,
+    pub kind: String,
+    pub scopes: Vec<String>,
+    pub expires_in: Option<String>,
+    pub environment: Option<String>,
+}
+
+pub async fn token_create(settings: Settings, req: TokenRequest, json: bool) -> Result<()> {
+    let expires_in_seconds = match &req.expires_in {
+        Some(s) => Some(
+            humantime::parse_duration(s)
+                .with_context(|| {
+                    format!("--expires-in: '{s}' is not a duration such as 30d or 12h")
+                })?
+                .as_secs() as i64,
+        ),
+        None => None,
+    };
+    let core = open_core(&settings).await?;
+    let principal = core.cli_principal(&req.email, &req.org).await?;
+    let meta = cli_meta();
+    let created = core
+        .create_token(
+            Ctx {
+                principal: &principal,
+                meta: &meta,
+            },
+            CreateToken {
+                name: req.name,
+                kind: req.kind,
+                scopes: req.scopes,
+                expires_in_seconds,
+                environment: req.environment,
+            },
+        )
+        .await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&created)?);
+    } else {
+        println!("{}", created.token);
+        eprintln!(
+            "created {} token '{}' (id {}, prefix {}); it is shown only this once",
+            created.info.kind, created.info.name, created.info.id, created.info.prefix
+        );
+    }
+    core.db().close().await;
+    Ok(())
+}
+
+pub async fn token_list(settings: Settings, email: String, org: String, json: bool) -> Result<()> {
+    let core = open_core(&settings).await?;
+    let principal = core.cli_principal(&email, &org).await?;
+    let meta = cli_meta();
+    let tokens = core
+        .list_tokens(Ctx {
+            principal: &principal,
+            meta: &meta,
+        })
+        .await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&tokens)?);
+    } else {
+        println!(
+            "{:<36}  {:<8}  {:<8}  {:<20}  {:<8}  SCOPES",
+            "ID", "KIND", "PREFIX", "NAME", "STATE"
+        );
+        for t in tokens {
+            let state = if t.revoked { "revoked" } else { "active" };
+            println!(
+                "{:<36}  {:<8}  {:<8}  {:<20}  {:<8}  {}",
+                t.id,
+                t.kind,
+                t.prefix,
+                t.name,
+                state,
+                t.scopes.join(",")
+            );
+        }
+    }
+    core.db().close().await;
+    Ok(())
+}
+
+pub async fn token_revoke(settings: Settings, id: String) -> Result<()> {
+    let core = open_core(&settings).await?;
+    let t = core.operator_revoke_token(&id, &cli_meta()).await?;
+    println!("revoked token {} ('{}')", t.id, t.name);
+    core.db().close().await;
+    Ok(())
+}

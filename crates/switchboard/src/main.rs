@@ -1,0 +1,191 @@
+//! `switchboard`: the one binary. A thin layer of glue: it parses the
+//! command line, loads settings, opens the database, and either serves
+//! every surface or runs one operator command against the same database.
+
+mod commands;
+mod serve;
+mod settings;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::settings::{Overrides, Settings};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "switchboard",
+    version,
+    about = "Connect your organization's AI agents to its data and tools, under its rules."
+)]
+struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Accepted by every command, so operator commands reach the same database as a running server.
+#[derive(Args, Debug, Clone)]
+struct GlobalArgs {
+    /// TOML settings file.
+    #[arg(long, global = true, env = "SWITCHBOARD_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Data directory (the SQLite database lives here).
+    #[arg(long, global = true, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// `postgres://…` to use PostgreSQL instead of SQLite in the data directory.
+    #[arg(long, global = true, value_name = "URL")]
+    database_url: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the server.
+    Serve(ServeArgs),
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Validate the settings and print the effective values (secrets masked).
+    CheckConfig,
+    /// Operator commands.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+    /// Create, list and revoke personal and org tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Args, Debug)]
+struct ServeArgs {
+    /// Address to listen on, e.g. 127.0.0.1:8080 (port 0 picks a free port).
+    #[arg(long)]
+    listen: Option<String>,
+    /// The URL clients use to reach this server.
+    #[arg(long)]
+    public_url: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+enum AdminCommand {
+    /// Create an owner account and a new organization. The password comes
+    /// from SWITCHBOARD_BOOTSTRAP_PASSWORD or the first line of stdin.
+    Bootstrap {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        org_slug: String,
+        #[arg(long)]
+        org_name: String,
+        #[arg(long)]
+        display_name: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum TokenCommand {
+    /// Create a token for a member and print it once.
+    Create {
+        /// The member the token belongs to (personal) or who creates it (org).
+        #[arg(long)]
+        email: String,
+        /// Organization slug.
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        name: String,
+        /// `personal` or `org`.
+        #[arg(long, default_value = "personal")]
+        kind: String,
+        /// Comma-separated scopes, e.g. read:tasks,write:tasks.
+        #[arg(long, value_delimiter = ',', required = true)]
+        scopes: Vec<String>,
+        /// Lifetime such as 30d or 12h; none means no expiry.
+        #[arg(long)]
+        expires_in: Option<String>,
+        /// Restrict to `sandbox` or `production`.
+        #[arg(long)]
+        environment: Option<String>,
+        /// Print the token and its details as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List a member's tokens (and the org's, for owners).
+    List {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token by id.
+    Revoke { id: String },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let listen_public = match &cli.command {
+        Command::Serve(a) => (a.listen.clone(), a.public_url.clone()),
+        _ => (None, None),
+    };
+    let overrides = Overrides {
+        config_file: cli.global.config.clone(),
+        listen: listen_public.0,
+        data_dir: cli.global.data_dir.clone(),
+        database_url: cli.global.database_url.clone(),
+        public_url: listen_public.1,
+    };
+    let result = Settings::load(&overrides).and_then(|settings| {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        runtime.block_on(run(cli.command, settings))
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
+    match command {
+        Command::Serve(_) => serve::serve(settings).await,
+        Command::Migrate => commands::migrate(settings).await,
+        Command::CheckConfig => commands::check_config(settings),
+        Command::Admin(AdminCommand::Bootstrap {
+            email,
+            org_slug,
+            org_name,
+            display_name,
+        }) => commands::bootstrap(settings, email, org_slug, org_name, display_name).await,
+        Command::Token(TokenCommand::Create {
+            email,
+            org,
+            name,
+            kind,
+            scopes,
+            expires_in,
+            environment,
+            json,
+        }) => {
+            let req = commands::TokenRequest {
+                email,
+                org,
+                name,
+                kind,
+                scopes,
+                expires_in,
+                environment,
+            };
+            commands::token_create(settings, req, json).await
+        }
+        Command::Token(TokenCommand::List { email, org, json }) => {
+            commands::token_list(settings, email, org, json).await
+        }
+        Command::Token(TokenCommand::Revoke { id }) => commands::token_revoke(settings, id).await,
+    }
+}

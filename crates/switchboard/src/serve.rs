@@ -1,0 +1,169 @@
+//! `switchboard serve`: every surface on one listener, and a graceful,
+//! bounded shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use axum::Router;
+use axum::extract::{MatchedPath, Request};
+use axum::http::{HeaderName, StatusCode, header};
+use switchboard_api::{ApiError, ApiState, HttpSettings};
+use switchboard_core::Core;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+use tracing_subscriber::EnvFilter;
+
+use crate::commands::{core_config, open_db};
+use crate::settings::Settings;
+
+fn init_tracing(settings: &Settings) {
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(format!("{},sqlx=warn", settings.log.level)))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if settings.log.format == "json" {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+/// Every surface on one router, with the cross-cutting layers.
+pub fn app(state: ApiState, request_timeout: std::time::Duration) -> Router {
+    let request_id = HeaderName::from_static("x-request-id");
+    Router::new()
+        .merge(switchboard_api::router(state.clone()))
+        .merge(switchboard_web::router(state))
+        .fallback(|| async {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "no such route: see /api/v1/openapi.json",
+            )
+        })
+        .layer(CatchPanicLayer::new())
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            request_timeout,
+        ))
+        // Spans name the route pattern, never the raw URI: setup and
+        // invitation links carry secrets in their path.
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            let route = req
+                .extensions()
+                .get::<MatchedPath>()
+                .map(|p| p.as_str().to_owned())
+                .unwrap_or_else(|| "unmatched".into());
+            let id = req
+                .headers()
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned();
+            tracing::info_span!("request", method = %req.method(), route = %route, request_id = %id)
+        }))
+        .layer(SetSensitiveRequestHeadersLayer::new([
+            header::AUTHORIZATION,
+            header::COOKIE,
+        ]))
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+}
+
+pub async fn serve(settings: Settings) -> Result<()> {
+    init_tracing(&settings);
+    let resolved = settings.resolve()?;
+    let db = open_db(&settings).await?;
+    let listener = tokio::net::TcpListener::bind(resolved.listen)
+        .await
+        .with_context(|| format!("listening on {}", resolved.listen))?;
+    let local = listener.local_addr()?;
+    let public_url = match &resolved.public_url {
+        Some(u) => u.clone(),
+        None => url::Url::parse(&format!("http://{local}")).context("building the public URL")?,
+    };
+    let public = public_url.as_str().trim_end_matches('/').to_owned();
+    let core = Core::new(db.clone(), core_config(&settings, &public));
+    let http = HttpSettings {
+        public_url,
+        trusted_proxies: resolved.trusted_proxies.clone(),
+        max_body_bytes: settings.server.max_body_bytes,
+        request_timeout: resolved.request_timeout,
+    };
+    let state = ApiState {
+        core: core.clone(),
+        http: Arc::new(http),
+        started: Instant::now(),
+    };
+    let app = app(state, resolved.request_timeout);
+
+    tracing::info!(backend = db.backend().as_str(), %local, public_url = %public, "switchboard started");
+    // Tests and scripts read this line to find the port.
+    println!("switchboard listening on http://{local}");
+    if let Some(secret) = core.issue_setup_token(switchboard_core::now_ms()).await? {
+        println!(
+            "No owner yet. Open {public}/setup/{secret} within {} minutes to create the first owner and organization (the link works once), or run `switchboard admin bootstrap`.",
+            settings.auth.setup_link_ttl_minutes
+        );
+    }
+
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async {
+            let _ = stop_rx.await;
+        })
+        .await
+    });
+    tokio::pin!(server);
+    tokio::select! {
+        res = &mut server => {
+            res.context("server task")?.context("serving")?;
+        }
+        signal = shutdown_signal() => {
+            tracing::info!(signal, "shutting down: no new connections, finishing in-flight requests");
+            let _ = stop_tx.send(());
+            match tokio::time::timeout(resolved.shutdown_grace, &mut server).await {
+                Ok(res) => res.context("server task")?.context("serving")?,
+                Err(_) => {
+                    tracing::warn!(grace_secs = resolved.shutdown_grace.as_secs(), "in-flight requests did not finish in time; closing");
+                    server.abort();
+                }
+            }
+        }
+    }
+    db.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() -> &'static str {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => "SIGINT",
+        _ = term => "SIGTERM",
+    }
+}

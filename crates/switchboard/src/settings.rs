@@ -1,0 +1,461 @@
+//! Settings: defaults, then an optional TOML file, then `SWITCHBOARD_*`
+//! environment variables (nested keys with `__`), then command-line flags.
+//! First read and validated as a whole ([`Settings`]), then resolved into
+//! the typed values the server uses ([`Resolved`]).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+/// Top-level keys; environment variables outside these (such as
+/// `SWITCHBOARD_BOOTSTRAP_PASSWORD`) are not settings and are ignored here.
+const TOP_LEVEL_KEYS: [&str; 11] = [
+    "listen",
+    "data_dir",
+    "database_url",
+    "public_url",
+    "server",
+    "database",
+    "auth",
+    "api",
+    "mcp",
+    "gateway",
+    "log",
+];
+/// Keys whose environment value is a comma-separated list.
+const LIST_KEYS: [&str; 3] = [
+    "server.trusted_proxies",
+    "server.allowed_hosts",
+    "gateway.allowed_networks",
+];
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Address to listen on.
+    pub listen: String,
+    /// Where the SQLite database (and later key files) live.
+    pub data_dir: PathBuf,
+    /// `postgres://…` for PostgreSQL; empty means SQLite in the data directory.
+    pub database_url: Option<String>,
+    /// The URL clients use to reach this server; defaults to `http://<listen>`.
+    pub public_url: Option<String>,
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub auth: AuthSettings,
+    pub api: ApiSettings,
+    pub mcp: McpSettings,
+    pub gateway: GatewaySettings,
+    pub log: LogSettings,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            listen: "127.0.0.1:8080".into(),
+            data_dir: PathBuf::from("./data"),
+            database_url: None,
+            public_url: None,
+            server: ServerSettings::default(),
+            database: DatabaseSettings::default(),
+            auth: AuthSettings::default(),
+            api: ApiSettings::default(),
+            mcp: McpSettings::default(),
+            gateway: GatewaySettings::default(),
+            log: LogSettings::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerSettings {
+    /// Peers (IPs or CIDRs) whose `X-Forwarded-For` header is believed.
+    pub trusted_proxies: Vec<String>,
+    /// Extra host names accepted besides the public URL's (used by the MCP endpoint).
+    pub allowed_hosts: Vec<String>,
+    pub max_body_bytes: usize,
+    pub request_timeout_secs: u64,
+    /// How long shutdown waits for in-flight requests.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        ServerSettings {
+            trusted_proxies: Vec::new(),
+            allowed_hosts: Vec::new(),
+            max_body_bytes: 256 * 1024,
+            request_timeout_secs: 30,
+            shutdown_grace_secs: 10,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseSettings {
+    pub max_connections: u32,
+    pub busy_timeout_ms: u64,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        DatabaseSettings {
+            max_connections: 16,
+            busy_timeout_ms: 10_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthSettings {
+    pub session_ttl_hours: u64,
+    pub invitation_ttl_hours: u64,
+    pub setup_link_ttl_minutes: u64,
+    /// Failed sign-ins (per email) within `sign_in_window_minutes` before a lockout.
+    pub sign_in_max_failures: u32,
+    pub sign_in_window_minutes: u64,
+    pub sign_in_lockout_minutes: u64,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        AuthSettings {
+            session_ttl_hours: 7 * 24,
+            invitation_ttl_hours: 7 * 24,
+            setup_link_ttl_minutes: 60,
+            sign_in_max_failures: 5,
+            sign_in_window_minutes: 15,
+            sign_in_lockout_minutes: 15,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiSettings {
+    pub default_page_size: u32,
+    pub max_page_size: u32,
+}
+
+impl Default for ApiSettings {
+    fn default() -> Self {
+        ApiSettings {
+            default_page_size: 50,
+            max_page_size: 200,
+        }
+    }
+}
+
+/// Settings of the MCP endpoint (served from the MCP endpoint issue on).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct McpSettings {
+    /// Accept `?token=` on `/mcp/rpc`. Discouraged: URLs end up in logs.
+    pub allow_query_token: bool,
+    pub page_size: u32,
+}
+
+impl Default for McpSettings {
+    fn default() -> Self {
+        McpSettings {
+            allow_query_token: false,
+            page_size: 50,
+        }
+    }
+}
+
+/// Settings of the gateway to upstream MCP servers (used from the gateway issue on).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GatewaySettings {
+    /// Let connections reach loopback addresses (tests; a hub calling a local server).
+    pub allow_loopback_upstreams: bool,
+    /// CIDRs of private networks upstreams may be in.
+    pub allowed_networks: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSettings {
+    /// A tracing filter such as `info` or `info,switchboard_core=debug`; `RUST_LOG` overrides it.
+    pub level: String,
+    /// `text` or `json`.
+    pub format: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        LogSettings {
+            level: "info".into(),
+            format: "text".into(),
+        }
+    }
+}
+
+/// Values given on the command line; they win over everything else.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub config_file: Option<PathBuf>,
+    pub listen: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub database_url: Option<String>,
+    pub public_url: Option<String>,
+}
+
+impl Settings {
+    /// Reads defaults, the TOML file, the environment and the flags, in rising priority.
+    pub fn load(o: &Overrides) -> Result<Settings> {
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        Self::load_from(o, &env)
+    }
+
+    pub fn load_from(o: &Overrides, env: &[(String, String)]) -> Result<Settings> {
+        let mut b = config::Config::builder();
+        if let Some(path) = &o.config_file {
+            if !path.exists() {
+                bail!("the configuration file {} does not exist", path.display());
+            }
+            b = b.add_source(config::File::from(path.as_path()).format(config::FileFormat::Toml));
+        }
+        let mut env_map = config::Map::new();
+        for (k, v) in env {
+            let Some(rest) = k.strip_prefix("SWITCHBOARD_") else {
+                continue;
+            };
+            let lower = rest.to_ascii_lowercase();
+            let top = lower.split("__").next().unwrap_or_default();
+            if TOP_LEVEL_KEYS.contains(&top) {
+                env_map.insert(k.clone(), v.clone());
+            }
+        }
+        let mut env_source = config::Environment::with_prefix("SWITCHBOARD")
+            .prefix_separator("_")
+            .separator("__")
+            .try_parsing(true)
+            .list_separator(",")
+            .source(Some(env_map));
+        for key in LIST_KEYS {
+            env_source = env_source.with_list_parse_key(key);
+        }
+        b = b.add_source(env_source);
+        b = b
+            .set_override_option("listen", o.listen.clone())?
+            .set_override_option(
+                "data_dir",
+                o.data_dir.as_ref().map(|p| p.display().to_string()),
+            )?
+            .set_override_option("database_url", o.database_url.clone())?
+            .set_override_option("public_url", o.public_url.clone())?;
+        let cfg = b.build().context("reading the configuration")?;
+        cfg.try_deserialize::<Settings>()
+            .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))
+    }
+
+    /// Checks every value and turns it into its typed form.
+    pub fn resolve(&self) -> Result<Resolved> {
+        let listen: SocketAddr = self.listen.parse().with_context(|| {
+            format!(
+                "listen: '{}' is not an address such as 127.0.0.1:8080",
+                self.listen
+            )
+        })?;
+        let database_url = match self.database_url.as_deref().filter(|u| !u.is_empty()) {
+            Some(u) => {
+                switchboard_storage::Backend::from_url(u).context("database_url")?;
+                u.to_owned()
+            }
+            None => switchboard_storage::Db::sqlite_url_for_dir(&self.data_dir),
+        };
+        let public_url = match &self.public_url {
+            Some(u) => {
+                let url = url::Url::parse(u)
+                    .with_context(|| format!("public_url: '{u}' is not a URL"))?;
+                if url.scheme() != "http" && url.scheme() != "https" {
+                    bail!("public_url: '{u}' must start with http:// or https://");
+                }
+                if url.host().is_none() || url.query().is_some() || url.fragment().is_some() {
+                    bail!("public_url: '{u}' must be a base URL like https://hub.example.com");
+                }
+                Some(url)
+            }
+            None => None,
+        };
+        let trusted_proxies = parse_nets("server.trusted_proxies", &self.server.trusted_proxies)?;
+        let allowed_networks =
+            parse_nets("gateway.allowed_networks", &self.gateway.allowed_networks)?;
+        if self.api.default_page_size == 0 || self.api.default_page_size > self.api.max_page_size {
+            bail!(
+                "api.default_page_size must be between 1 and api.max_page_size ({})",
+                self.api.max_page_size
+            );
+        }
+        if self.server.max_body_bytes < 1024 {
+            bail!("server.max_body_bytes must be at least 1024");
+        }
+        if !matches!(self.log.format.as_str(), "text" | "json") {
+            bail!(
+                "log.format must be 'text' or 'json', not '{}'",
+                self.log.format
+            );
+        }
+        if self.auth.sign_in_max_failures == 0 {
+            bail!("auth.sign_in_max_failures must be at least 1");
+        }
+        Ok(Resolved {
+            listen,
+            database_url,
+            public_url,
+            trusted_proxies,
+            allowed_networks,
+            request_timeout: Duration::from_secs(self.server.request_timeout_secs.max(1)),
+            shutdown_grace: Duration::from_secs(self.server.shutdown_grace_secs),
+        })
+    }
+
+    /// The effective settings as TOML, with secrets masked.
+    pub fn to_masked_toml(&self) -> Result<String> {
+        let mut shown = self.clone();
+        shown.database_url = self
+            .database_url
+            .as_deref()
+            .map(switchboard_storage::redact_url);
+        Ok(toml::to_string_pretty(&shown)?)
+    }
+
+    pub fn is_default_sqlite(&self) -> bool {
+        self.database_url.as_deref().is_none_or(str::is_empty)
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+}
+
+fn parse_nets(key: &str, values: &[String]) -> Result<Vec<IpNet>> {
+    values
+        .iter()
+        .map(|v| {
+            let v = v.trim();
+            v.parse::<IpNet>()
+                .or_else(|_| v.parse::<std::net::IpAddr>().map(IpNet::from))
+                .with_context(|| {
+                    format!("{key}: '{v}' is not an IP address or CIDR such as 10.0.0.0/8")
+                })
+        })
+        .collect()
+}
+
+/// Typed settings, checked.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub listen: SocketAddr,
+    pub database_url: String,
+    pub public_url: Option<url::Url>,
+    pub trusted_proxies: Vec<IpNet>,
+    #[allow(dead_code)] // used by the gateway
+    pub allowed_networks: Vec<IpNet>,
+    pub request_timeout: Duration,
+    pub shutdown_grace: Duration,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn flags_beat_env_beat_file_beat_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("s.toml");
+        std::fs::write(&file, "listen = \"127.0.0.1:1000\"\npublic_url = \"https://file.example\"\n[gateway]\nallow_loopback_upstreams = false\n[log]\nlevel = \"debug\"\n").unwrap();
+        let o = Overrides {
+            config_file: Some(file),
+            listen: Some("127.0.0.1:3000".into()),
+            ..Default::default()
+        };
+        let s = Settings::load_from(
+            &o,
+            &env(&[
+                ("SWITCHBOARD_LISTEN", "127.0.0.1:2000"),
+                ("SWITCHBOARD_PUBLIC_URL", "https://env.example"),
+                ("SWITCHBOARD_GATEWAY__ALLOW_LOOPBACK_UPSTREAMS", "true"),
+                (
+                    "SWITCHBOARD_SERVER__TRUSTED_PROXIES",
+                    "10.0.0.1,192.168.0.0/16",
+                ),
+                ("SWITCHBOARD_BOOTSTRAP_PASSWORD", "not a setting"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.listen, "127.0.0.1:3000");
+        assert_eq!(s.public_url.as_deref(), Some("https://env.example"));
+        assert!(s.gateway.allow_loopback_upstreams);
+        assert_eq!(s.log.level, "debug");
+        assert_eq!(s.server.trusted_proxies, vec!["10.0.0.1", "192.168.0.0/16"]);
+        let r = s.resolve().unwrap();
+        assert_eq!(r.trusted_proxies.len(), 2);
+        assert!(r.database_url.starts_with("sqlite://"));
+    }
+
+    #[test]
+    fn unknown_file_keys_and_bad_values_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("s.toml");
+        std::fs::write(&file, "lissen = \"x\"\n").unwrap();
+        let o = Overrides {
+            config_file: Some(file),
+            ..Default::default()
+        };
+        let err = Settings::load_from(&o, &[]).unwrap_err().to_string();
+        assert!(err.contains("lissen"), "{err}");
+
+        let o = Overrides {
+            listen: Some("nowhere".into()),
+            ..Default::default()
+        };
+        let err = Settings::load_from(&o, &[])
+            .unwrap()
+            .resolve()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("listen"), "{err}");
+
+        let o = Overrides {
+            database_url: Some("mysql://x".into()),
+            ..Default::default()
+        };
+        let err = format!(
+            "{:#}",
+            Settings::load_from(&o, &[]).unwrap().resolve().unwrap_err()
+        );
+        assert!(
+            err.contains("database_url") && err.contains("mysql"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn masked_output_hides_the_database_password() {
+        let o = Overrides {
+            database_url: Some("postgres://u:hunter2@db/x".into()),
+            ..Default::default()
+        };
+        let s = Settings::load_from(&o, &[]).unwrap();
+        let out = s.to_masked_toml().unwrap();
+        assert!(!out.contains("hunter2"), "{out}");
+        assert!(out.contains("postgres://u:****@db/x"), "{out}");
+    }
+}

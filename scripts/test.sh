@@ -1,0 +1,196 @@
+#!/usr/bin/env bash
+# Switchboard: THE test command. Runs everything CI runs:
+#
+#   ./scripts/test.sh [EXTRA_ARGS...]
+#
+# Stages:
+#   1. cargo fmt --all -- --check
+#   2. cargo clippy --workspace --all-targets -- -D warnings
+#   3. start a throwaway PostgreSQL cluster (scripts/pg-cluster.sh) and export
+#      SWITCHBOARD_TEST_POSTGRES_URL; it is stopped and deleted on exit
+#   4. build, then run every test: `cargo nextest run --workspace --no-fail-fast`
+#      (plus `cargo test --workspace --doc`, because nextest does not run
+#      doctests), or `cargo test --workspace --no-fail-fast` when cargo-nextest
+#      is not installed.
+#
+# EXTRA_ARGS are passed to the test runner (nextest or cargo test), e.g.
+#   ./scripts/test.sh -p switchboard-storage
+#   ./scripts/test.sh -E 'test(oauth)'          # nextest filter expression
+# When EXTRA_ARGS are given the separate doctest run is skipped.
+#
+# Environment:
+#   SKIP_LINT=1   skip stages 1-2 (fmt, clippy) for quick local iteration.
+#                 CI never sets this.
+#
+# Exit status: the test runner's exit status (or that of the first failing
+# stage when an earlier stage fails). A per-stage timing summary is printed at
+# the end in all cases.
+set -euo pipefail
+
+ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P)
+cd "$ROOT"
+
+export RUST_BACKTRACE=1
+
+# ---------------------------------------------------------------------------
+# Stage bookkeeping
+# ---------------------------------------------------------------------------
+STAGE_NAMES=()
+STAGE_SECS=()
+STAGE_RESULTS=()
+CURRENT_STAGE=""
+STAGE_T0=0
+SCRIPT_T0=$SECONDS
+
+PG_TMP=""
+PG_DIR=""
+
+begin_stage() {
+    CURRENT_STAGE=$1
+    STAGE_T0=$SECONDS
+    printf '\n==============================================================\n'
+    printf '== %s\n' "$CURRENT_STAGE"
+    printf '==============================================================\n'
+}
+
+end_stage() {
+    local result=$1 secs=$(( SECONDS - STAGE_T0 ))
+    STAGE_NAMES+=("$CURRENT_STAGE")
+    STAGE_SECS+=("$secs")
+    STAGE_RESULTS+=("$result")
+    printf '== %s: %s (%ss)\n' "$CURRENT_STAGE" "$result" "$secs"
+    CURRENT_STAGE=""
+}
+
+skip_stage() {
+    STAGE_NAMES+=("$1")
+    STAGE_SECS+=("0")
+    STAGE_RESULTS+=("skipped ($2)")
+}
+
+print_summary() {
+    local i
+    printf '\n==============================================================\n'
+    printf '== Summary\n'
+    printf '==============================================================\n'
+    for i in "${!STAGE_NAMES[@]}"; do
+        printf '  %-42s %6ss  %s\n' "${STAGE_NAMES[$i]}" "${STAGE_SECS[$i]}" "${STAGE_RESULTS[$i]}"
+    done
+    printf '  %-42s %6ss\n' "total" "$(( SECONDS - SCRIPT_T0 ))"
+}
+
+stop_cluster() {
+    if [ -n "$PG_DIR" ]; then
+        local t0=$SECONDS
+        printf '\n== Stopping PostgreSQL test cluster\n'
+        if ./scripts/pg-cluster.sh stop "$PG_DIR"; then
+            STAGE_NAMES+=("stop PostgreSQL"); STAGE_SECS+=("$(( SECONDS - t0 ))"); STAGE_RESULTS+=("ok")
+        else
+            printf 'warning: failed to stop the test cluster in %s\n' "$PG_DIR" >&2
+            STAGE_NAMES+=("stop PostgreSQL"); STAGE_SECS+=("$(( SECONDS - t0 ))"); STAGE_RESULTS+=("FAILED (ignored)")
+        fi
+        PG_DIR=""
+    fi
+    if [ -n "$PG_TMP" ]; then
+        rmdir -- "$PG_TMP" 2>/dev/null || true
+        PG_TMP=""
+    fi
+}
+
+on_exit() {
+    local rc=$?
+    set +e
+    if [ -n "$CURRENT_STAGE" ]; then
+        end_stage "FAILED (exit $rc)"
+    fi
+    stop_cluster
+    print_summary
+    if [ "$rc" -eq 0 ]; then
+        printf '\nAll stages passed.\n'
+    else
+        printf '\nFAILED with exit code %s.\n' "$rc"
+    fi
+    exit "$rc"
+}
+trap on_exit EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+printf 'Switchboard tests in %s\n' "$ROOT"
+printf '  %s\n  %s\n' "$(cargo --version)" "$(rustc --version)"
+
+# ---------------------------------------------------------------------------
+# Stages 1-2: lint
+# ---------------------------------------------------------------------------
+if [ "${SKIP_LINT:-0}" = "1" ]; then
+    printf '\nSKIP_LINT=1: skipping stages 1-2 (fmt, clippy)\n'
+    skip_stage "1. cargo fmt --check" "SKIP_LINT=1"
+    skip_stage "2. cargo clippy" "SKIP_LINT=1"
+else
+    begin_stage "1. cargo fmt --check"
+    cargo fmt --all -- --check
+    end_stage ok
+
+    begin_stage "2. cargo clippy"
+    cargo clippy --workspace --all-targets -- -D warnings
+    end_stage ok
+fi
+
+# ---------------------------------------------------------------------------
+# Stage 3: throwaway PostgreSQL
+# ---------------------------------------------------------------------------
+begin_stage "3. start PostgreSQL"
+# Under /tmp (not $TMPDIR): short enough for the Unix socket path and
+# reachable by the postgres user when we run as root.
+PG_TMP=$(mktemp -d /tmp/switchboard-test.XXXXXX)
+chmod 755 "$PG_TMP"
+PG_DIR=$PG_TMP/pg
+SWITCHBOARD_TEST_POSTGRES_URL=$(./scripts/pg-cluster.sh start "$PG_DIR")
+export SWITCHBOARD_TEST_POSTGRES_URL
+printf 'SWITCHBOARD_TEST_POSTGRES_URL=%s\n' "$SWITCHBOARD_TEST_POSTGRES_URL"
+end_stage ok
+
+# ---------------------------------------------------------------------------
+# Stage 4: build + run tests
+# ---------------------------------------------------------------------------
+if cargo nextest --version >/dev/null 2>&1; then
+    RUNNER=nextest
+else
+    RUNNER=cargo-test
+    printf '\ncargo-nextest not found; falling back to cargo test\n'
+fi
+
+begin_stage "4a. build tests ($RUNNER)"
+if [ "$RUNNER" = nextest ]; then
+    cargo nextest run --workspace --no-fail-fast --no-run "$@"
+else
+    cargo test --workspace --no-fail-fast --no-run "$@"
+fi
+end_stage ok
+
+begin_stage "4b. run tests ($RUNNER)"
+set +e
+if [ "$RUNNER" = nextest ]; then
+    cargo nextest run --workspace --no-fail-fast "$@"
+else
+    cargo test --workspace --no-fail-fast "$@"
+fi
+TEST_RC=$?
+set -e
+if [ "$TEST_RC" -eq 0 ]; then end_stage ok; else end_stage "FAILED (exit $TEST_RC)"; fi
+
+if [ "$RUNNER" = nextest ]; then
+    if [ "$#" -eq 0 ]; then
+        begin_stage "4c. doctests (cargo test --doc)"
+        set +e
+        cargo test --workspace --doc
+        DOC_RC=$?
+        set -e
+        if [ "$DOC_RC" -eq 0 ]; then end_stage ok; else end_stage "FAILED (exit $DOC_RC)"; fi
+        if [ "$TEST_RC" -eq 0 ]; then TEST_RC=$DOC_RC; fi
+    else
+        skip_stage "4c. doctests (cargo test --doc)" "extra args given"
+    fi
+fi
+
+exit "$TEST_RC"
