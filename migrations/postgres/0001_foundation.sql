@@ -70,7 +70,8 @@ CREATE TABLE invitations (
     org_id        TEXT NOT NULL REFERENCES organizations(id) ON DELETE CASCADE,
     membership_id TEXT REFERENCES memberships(id) ON DELETE SET NULL,
     email         TEXT NOT NULL,
-    role_id       TEXT NOT NULL REFERENCES roles(id),
+    -- NULL once the role is deleted (only possible after the invitation closed).
+    role_id       TEXT REFERENCES roles(id) ON DELETE SET NULL,
     team_ids      TEXT NOT NULL DEFAULT '[]',
     token_hash    TEXT NOT NULL UNIQUE,
     invited_by    TEXT REFERENCES accounts(id) ON DELETE SET NULL,

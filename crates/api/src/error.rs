@@ -2,7 +2,7 @@
 //! "details"}}` with the right status. Internal failures are logged with the
 //! request id and answered with a generic message.
 
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use switchboard_core::CoreError;
@@ -10,23 +10,27 @@ use switchboard_core::CoreError;
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
-    pub code: String,
+    pub code: &'static str,
     pub message: String,
     pub details: Value,
-    pub www_authenticate: Option<String>,
-    pub retry_after: Option<i64>,
+    /// `WWW-Authenticate`, `Retry-After` and the like.
+    pub headers: Vec<(HeaderName, String)>,
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         ApiError {
             status,
-            code: code.to_owned(),
+            code,
             message: message.into(),
             details: Value::Null,
-            www_authenticate: None,
-            retry_after: None,
+            headers: Vec::new(),
         }
+    }
+
+    pub fn with_header(mut self, name: HeaderName, value: String) -> Self {
+        self.headers.push((name, value));
+        self
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -39,13 +43,13 @@ impl ApiError {
     }
 
     pub fn unauthenticated(message: impl Into<String>, token_presented: bool) -> Self {
-        let mut e = ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", message);
-        e.www_authenticate = Some(if token_presented {
-            r#"Bearer realm="switchboard", error="invalid_token""#.to_owned()
+        let challenge = if token_presented {
+            r#"Bearer realm="switchboard", error="invalid_token""#
         } else {
-            r#"Bearer realm="switchboard""#.to_owned()
-        });
-        e
+            r#"Bearer realm="switchboard""#
+        };
+        ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", message)
+            .with_header(header::WWW_AUTHENTICATE, challenge.to_owned())
     }
 }
 
@@ -55,13 +59,15 @@ impl From<CoreError> for ApiError {
         match e {
             CoreError::Unauthenticated(m) => ApiError::unauthenticated(m, true),
             CoreError::InsufficientScope { scope, message } => {
-                let mut err = ApiError::new(StatusCode::FORBIDDEN, code, message)
-                    .with_details(json!({"required_scope": scope.as_str()}));
-                err.www_authenticate = Some(format!(
-                    r#"Bearer realm="switchboard", error="insufficient_scope", scope="{}""#,
-                    scope.as_str()
-                ));
-                err
+                ApiError::new(StatusCode::FORBIDDEN, code, message)
+                    .with_details(json!({"required_scope": scope.as_str()}))
+                    .with_header(
+                        header::WWW_AUTHENTICATE,
+                        format!(
+                            r#"Bearer realm="switchboard", error="insufficient_scope", scope="{}""#,
+                            scope.as_str()
+                        ),
+                    )
             }
             CoreError::Forbidden(m) => ApiError::new(StatusCode::FORBIDDEN, code, m),
             CoreError::NotFound(what) => {
@@ -76,10 +82,8 @@ impl From<CoreError> for ApiError {
                 ApiError::new(StatusCode::CONFLICT, code, message)
             }
             CoreError::Throttled { retry_after_secs } => {
-                let mut err =
-                    ApiError::new(StatusCode::TOO_MANY_REQUESTS, code, e_msg(retry_after_secs));
-                err.retry_after = Some(retry_after_secs);
-                err
+                ApiError::new(StatusCode::TOO_MANY_REQUESTS, code, e.to_string())
+                    .with_header(header::RETRY_AFTER, retry_after_secs.to_string())
             }
             CoreError::Internal(detail) => {
                 tracing::error!(error = %detail, "internal error");
@@ -93,25 +97,15 @@ impl From<CoreError> for ApiError {
     }
 }
 
-fn e_msg(secs: i64) -> String {
-    format!("too many failed sign-in attempts: try again in {secs} seconds")
-}
-
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body =
             json!({"error": {"code": self.code, "message": self.message, "details": self.details}});
         let mut resp = (self.status, axum::Json(body)).into_response();
-        if let Some(v) = self
-            .www_authenticate
-            .and_then(|v| HeaderValue::from_str(&v).ok())
-        {
-            resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
-        }
-        if let Some(secs) = self.retry_after
-            && let Ok(v) = HeaderValue::from_str(&secs.to_string())
-        {
-            resp.headers_mut().insert(header::RETRY_AFTER, v);
+        for (name, value) in self.headers {
+            if let Ok(v) = HeaderValue::from_str(&value) {
+                resp.headers_mut().insert(name, v);
+            }
         }
         resp
     }

@@ -73,7 +73,7 @@ pub fn router(state: ApiState) -> Router {
     let (api, doc) = openapi::api_router().split_for_parts();
     let doc = Arc::new(doc);
     Router::new()
-        .nest("/api/v1", api)
+        .merge(api)
         .route(
             "/api/v1/openapi.json",
             axum::routing::get(move || {

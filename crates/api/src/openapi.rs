@@ -50,8 +50,13 @@ impl Modify for Security {
     }
 }
 
+/// Every `/api/v1` route, with the document describing them.
 pub(crate) fn api_router() -> OpenApiRouter<ApiState> {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    OpenApiRouter::with_openapi(ApiDoc::openapi()).nest("/api/v1", v1_routes())
+}
+
+fn v1_routes() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::new()
         .routes(routes!(auth::sign_in))
         .routes(routes!(auth::sign_out))
         .routes(routes!(auth::change_password))

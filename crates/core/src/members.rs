@@ -309,7 +309,7 @@ impl Core {
                     org_id: p.org_id.clone(),
                     membership_id: Some(membership_id),
                     email,
-                    role_id: role.id,
+                    role_id: Some(role.id),
                     team_ids: json!(input.team_ids).to_string(),
                     token_hash: hash_secret(&token),
                     invited_by: Some(p.account_id.clone()),

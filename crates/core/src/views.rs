@@ -204,7 +204,7 @@ impl From<storage::TeamRow> for TeamView {
 pub struct InvitationView {
     pub id: String,
     pub email: String,
-    pub role_id: String,
+    pub role_id: Option<String>,
     pub team_ids: Vec<String>,
     /// `pending`, `accepted`, `revoked` or `expired`.
     pub status: String,

@@ -289,7 +289,7 @@ pub struct InvitationRow {
     pub org_id: String,
     pub membership_id: Option<String>,
     pub email: String,
-    pub role_id: String,
+    pub role_id: Option<String>,
     /// JSON array of team ids joined on acceptance.
     pub team_ids: String,
     pub token_hash: String,

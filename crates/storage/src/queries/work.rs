@@ -268,7 +268,7 @@ pub async fn task_assignees<'c>(
     .await?)
 }
 
-pub async fn set_task_assignees<'c>(
+pub async fn set_task_assignees(
     conn: &mut sqlx::AnyConnection,
     task_id: &str,
     membership_ids: &[String],
