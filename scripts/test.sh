@@ -8,15 +8,15 @@
 #   2. cargo clippy --workspace --all-targets -- -D warnings
 #   3. start a throwaway PostgreSQL cluster (scripts/pg-cluster.sh) and export
 #      SWITCHBOARD_TEST_POSTGRES_URL; it is stopped and deleted on exit
-#   4. build, then run every test: `cargo nextest run --workspace --no-fail-fast`
-#      (plus `cargo test --workspace --doc`, because nextest does not run
-#      doctests), or `cargo test --workspace --no-fail-fast` when cargo-nextest
-#      is not installed.
+#   4. build, then run every test: `cargo nextest run --workspace --no-fail-fast`,
+#      or `cargo test --workspace --no-fail-fast` when cargo-nextest is not
+#      installed. (There are no doctests; nextest would not run them.)
+#
+# The last line is "tests: N passed, N failed", from the runner's summary.
 #
 # EXTRA_ARGS are passed to the test runner (nextest or cargo test), e.g.
 #   ./scripts/test.sh -p switchboard-storage
 #   ./scripts/test.sh -E 'test(oauth)'          # nextest filter expression
-# When EXTRA_ARGS are given the separate doctest run is skipped.
 #
 # Environment:
 #   SKIP_LINT=1   skip stages 1-2 (fmt, clippy) for quick local iteration.
@@ -79,6 +79,21 @@ print_summary() {
     printf '  %-42s %6ss\n' "total" "$(( SECONDS - SCRIPT_T0 ))"
 }
 
+# The closing line CI reads: "N passed, N failed" from the runner's own summary.
+print_counts() {
+    [ -n "${TEST_LOG:-}" ] && [ -f "$TEST_LOG" ] || return 0
+    local passed failed
+    if [ "${RUNNER:-}" = nextest ]; then
+        passed=$(sed -n 's/.* tests run: \([0-9]*\) passed.*/\1/p' "$TEST_LOG" | tail -n 1)
+        failed=$(sed -n 's/.* tests run: .* \([0-9]*\) failed.*/\1/p' "$TEST_LOG" | tail -n 1)
+    else
+        passed=$(sed -n 's/^test result: .*\. \([0-9]*\) passed; \([0-9]*\) failed.*/\1/p' "$TEST_LOG" | awk '{s+=$1} END {print s+0}')
+        failed=$(sed -n 's/^test result: .*\. \([0-9]*\) passed; \([0-9]*\) failed.*/\2/p' "$TEST_LOG" | awk '{s+=$1} END {print s+0}')
+    fi
+    rm -f -- "$TEST_LOG"
+    printf '\ntests: %s passed, %s failed\n' "${passed:-0}" "${failed:-0}"
+}
+
 stop_cluster() {
     if [ -n "$PG_DIR" ]; then
         local t0=$SECONDS
@@ -105,6 +120,7 @@ on_exit() {
     fi
     stop_cluster
     print_summary
+    print_counts
     if [ "$rc" -eq 0 ]; then
         printf '\nAll stages passed.\n'
     else
@@ -169,28 +185,15 @@ fi
 end_stage ok
 
 begin_stage "4b. run tests ($RUNNER)"
+TEST_LOG=$(mktemp /tmp/switchboard-test-log.XXXXXX)
 set +e
 if [ "$RUNNER" = nextest ]; then
-    cargo nextest run --workspace --no-fail-fast "$@"
+    cargo nextest run --workspace --no-fail-fast "$@" 2>&1 | tee "$TEST_LOG"
 else
-    cargo test --workspace --no-fail-fast "$@"
+    cargo test --workspace --no-fail-fast "$@" 2>&1 | tee "$TEST_LOG"
 fi
-TEST_RC=$?
+TEST_RC=${PIPESTATUS[0]}
 set -e
 if [ "$TEST_RC" -eq 0 ]; then end_stage ok; else end_stage "FAILED (exit $TEST_RC)"; fi
-
-if [ "$RUNNER" = nextest ]; then
-    if [ "$#" -eq 0 ]; then
-        begin_stage "4c. doctests (cargo test --doc)"
-        set +e
-        cargo test --workspace --doc
-        DOC_RC=$?
-        set -e
-        if [ "$DOC_RC" -eq 0 ]; then end_stage ok; else end_stage "FAILED (exit $DOC_RC)"; fi
-        if [ "$TEST_RC" -eq 0 ]; then TEST_RC=$DOC_RC; fi
-    else
-        skip_stage "4c. doctests (cargo test --doc)" "extra args given"
-    fi
-fi
 
 exit "$TEST_RC"
