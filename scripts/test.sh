@@ -178,9 +178,9 @@ fi
 
 begin_stage "4a. build tests ($RUNNER)"
 if [ "$RUNNER" = nextest ]; then
-    cargo nextest run --workspace --no-fail-fast --no-run "$@"
+    cargo nextest run --workspace --no-run "$@"
 else
-    cargo test --workspace --no-fail-fast --no-run "$@"
+    cargo test --workspace --no-run "$@"
 fi
 end_stage ok
 
