@@ -64,6 +64,7 @@ fn v1_routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(auth::me))
         .routes(routes!(system::status))
         .routes(routes!(org::get_org, org::update_org))
+        .routes(routes!(org::list_orgs, org::create_org))
         .routes(routes!(members::list_members))
         .routes(routes!(
             members::get_member,

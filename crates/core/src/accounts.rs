@@ -40,6 +40,14 @@ pub struct BootstrapOutput {
     pub org_slug: String,
 }
 
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateOrg {
+    /// `[a-z0-9-]`, 2 to 63 characters.
+    pub slug: String,
+    pub name: String,
+}
+
 /// A new sign-in session: the cookie value (shown once) and its CSRF token.
 #[derive(Debug, Clone)]
 pub struct NewSession {
@@ -79,6 +87,62 @@ pub(crate) async fn create_builtin_roles(
     Ok(owner_id)
 }
 
+async fn check_slug_free(conn: &mut Conn, slug: &str) -> Result<(), CoreError> {
+    if storage::org_by_slug(&mut *conn, slug).await?.is_some() {
+        return Err(CoreError::conflict(
+            "org_slug_taken",
+            format!("an organization with the slug '{slug}' already exists: choose another slug"),
+        ));
+    }
+    Ok(())
+}
+
+/// Creates an organization with its built-in roles and `account_id` as its
+/// owner; returns the org and membership ids. The slug must be free.
+pub(crate) async fn create_org_owned_by(
+    conn: &mut Conn,
+    account_id: &str,
+    slug: &str,
+    name: &str,
+    now: i64,
+) -> Result<(String, String), CoreError> {
+    check_slug_free(conn, slug).await?;
+    let org_id = storage::new_id();
+    storage::insert_org(
+        &mut *conn,
+        &OrgRow {
+            id: org_id.clone(),
+            slug: slug.to_owned(),
+            name: name.to_owned(),
+            seat_limit: None,
+            allowed_domains: "[]".into(),
+            feature_flags: "{}".into(),
+            mcp_enabled: 1,
+            allow_production: 0,
+            allow_write: 1,
+            created_at: now,
+            updated_at: now,
+        },
+    )
+    .await?;
+    let owner_role = create_builtin_roles(conn, &org_id, now).await?;
+    let membership_id = storage::new_id();
+    storage::insert_membership(
+        &mut *conn,
+        &MembershipRow {
+            id: membership_id.clone(),
+            org_id: org_id.clone(),
+            account_id: account_id.to_owned(),
+            role_id: owner_role,
+            status: MembershipStatus::Active.as_str().into(),
+            created_at: now,
+            updated_at: now,
+        },
+    )
+    .await?;
+    Ok((org_id, membership_id))
+}
+
 impl Core {
     /// Creates (or reuses, if the password matches) an account and a new
     /// organization it owns. Used by `admin bootstrap` and the setup page.
@@ -107,18 +171,8 @@ impl Core {
             Some(n) => validate_name("display_name", n, 200)?,
             None => email.split('@').next().unwrap_or(&email).to_owned(),
         };
-        if storage::org_by_slug(&mut *conn, &input.org_slug)
-            .await?
-            .is_some()
-        {
-            return Err(CoreError::conflict(
-                "org_slug_taken",
-                format!(
-                    "an organization with the slug '{}' already exists: choose another slug",
-                    input.org_slug
-                ),
-            ));
-        }
+        // Checked before hashing a password for a request that would fail anyway.
+        check_slug_free(conn, &input.org_slug).await?;
         let account_id = match storage::account_by_email(&mut *conn, &email).await? {
             Some(existing) => {
                 if !verify_password(input.password.clone(), existing.password_hash.clone()).await? {
@@ -146,39 +200,8 @@ impl Core {
                 id
             }
         };
-        let org_id = storage::new_id();
-        storage::insert_org(
-            &mut *conn,
-            &OrgRow {
-                id: org_id.clone(),
-                slug: input.org_slug.clone(),
-                name: org_name,
-                seat_limit: None,
-                allowed_domains: "[]".into(),
-                feature_flags: "{}".into(),
-                mcp_enabled: 1,
-                allow_production: 0,
-                allow_write: 1,
-                created_at: now,
-                updated_at: now,
-            },
-        )
-        .await?;
-        let owner_role = create_builtin_roles(conn, &org_id, now).await?;
-        let membership_id = storage::new_id();
-        storage::insert_membership(
-            &mut *conn,
-            &MembershipRow {
-                id: membership_id.clone(),
-                org_id: org_id.clone(),
-                account_id: account_id.clone(),
-                role_id: owner_role,
-                status: MembershipStatus::Active.as_str().into(),
-                created_at: now,
-                updated_at: now,
-            },
-        )
-        .await?;
+        let (org_id, membership_id) =
+            create_org_owned_by(conn, &account_id, &input.org_slug, &org_name, now).await?;
         storage::insert_audit(
             &mut *conn,
             &storage::AuditRow {
@@ -372,14 +395,78 @@ impl Core {
         Ok(())
     }
 
-    /// Ends the session named by a cookie value (unknown values are ignored).
-    pub async fn sign_out(&self, cookie_secret: &str) -> Result<(), CoreError> {
-        if let Some(s) =
-            storage::session_by_hash(self.db.pool(), &hash_secret(cookie_secret)).await?
-        {
-            storage::delete_session(self.db.pool(), &s.id).await?;
-        }
-        Ok(())
+    /// Ends the caller's session.
+    pub async fn sign_out(&self, ctx: Ctx<'_>) -> Result<(), CoreError> {
+        let Credential::Session { session_id, .. } = &ctx.principal.credential else {
+            return Err(CoreError::Forbidden(
+                "only a signed-in session can sign out".into(),
+            ));
+        };
+        self.write(
+            ctx,
+            AuditEntry::new("session.sign_out", None, json!({})),
+            async |conn, _| {
+                storage::delete_session(&mut *conn, session_id).await?;
+                Ok(())
+            },
+        )
+        .await
+    }
+
+    /// Organizations the caller is an active member of.
+    pub async fn list_my_orgs(&self, ctx: Ctx<'_>) -> Result<Vec<OrgSummary>, CoreError> {
+        Ok(
+            storage::orgs_of_account(self.db.pool(), &ctx.principal.account_id)
+                .await?
+                .into_iter()
+                .map(|o| OrgSummary {
+                    id: o.id,
+                    slug: o.slug,
+                    name: o.name,
+                })
+                .collect(),
+        )
+    }
+
+    /// Creates another organization owned by the caller (a signed-in person).
+    pub async fn create_org(
+        &self,
+        ctx: Ctx<'_>,
+        input: CreateOrg,
+    ) -> Result<OrgSummary, CoreError> {
+        let p = ctx.principal;
+        p.require_interactive("creating an organization")?;
+        validate_slug("slug", &input.slug)?;
+        let name = validate_name("name", &input.name, 200)?;
+        let now = ctx.meta.now_ms;
+        let mut tx = self.db.begin_write().await?;
+        let (org_id, _) =
+            create_org_owned_by(&mut tx, &p.account_id, &input.slug, &name, now).await?;
+        storage::insert_audit(
+            &mut *tx,
+            &storage::AuditRow {
+                id: storage::new_id(),
+                org_id: Some(org_id.clone()),
+                at: now,
+                actor_id: Some(p.account_id.clone()),
+                actor: p.email.clone(),
+                surface: ctx.meta.surface.as_str().into(),
+                action: "org.create".into(),
+                target: Some(org_id.clone()),
+                args: json!({"slug": input.slug, "name": name}).to_string(),
+                outcome: "ok".into(),
+                request_id: ctx.meta.request_id.clone(),
+                client_ip: ctx.meta.client_ip.clone(),
+                ..Default::default()
+            },
+        )
+        .await?;
+        Db::commit(tx).await?;
+        Ok(OrgSummary {
+            id: org_id,
+            slug: input.slug,
+            name,
+        })
     }
 
     /// Authenticates a bearer token: its hash, its state, and the CURRENT
@@ -594,10 +681,20 @@ impl Core {
         let (Some(org), Some(_)) = (org, member) else {
             return Err(CoreError::NotFound("organization"));
         };
-        let mut tx = self.db.begin_write().await?;
-        storage::set_session_org(&mut *tx, session_id, &org.id).await?;
-        Db::commit(tx).await?;
-        Ok(())
+        // Audited in the organization being left.
+        self.write(
+            ctx,
+            AuditEntry::new(
+                "session.switch_org",
+                Some(&org.id),
+                json!({"org": org.slug}),
+            ),
+            async |conn, _| {
+                storage::set_session_org(&mut *conn, session_id, &org.id).await?;
+                Ok(())
+            },
+        )
+        .await
     }
 
     /// Changes the caller's password and ends their other sessions.

@@ -521,3 +521,80 @@ both_backends!(
         }
     }
 );
+
+both_backends!(a_session_lists_and_creates_orgs, |db: TestDb| async move {
+    db.bootstrap("ada@example.com", "acme");
+    let server = Server::start(&db);
+    let s = Api::sign_in(&server, "ada@example.com", PASSWORD).await;
+    let r = s
+        .post(
+            "/api/v1/orgs",
+            json!({"slug": "initech", "name": "Initech"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let r = s
+        .post("/api/v1/orgs", json!({"slug": "initech", "name": "Again"}))
+        .await;
+    assert_eq!(r.status, 409);
+    assert_eq!(r.error_code(), "org_slug_taken");
+    let r = s
+        .post("/api/v1/orgs", json!({"slug": "Not Valid", "name": "X"}))
+        .await;
+    assert_eq!(r.status, 422);
+    assert_eq!(r.body["error"]["details"]["field"], "slug");
+    let orgs = s.get("/api/v1/orgs").await;
+    let slugs: Vec<&str> = orgs
+        .body
+        .as_array()
+        .map(|a| a.iter().filter_map(|o| o["slug"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(slugs, vec!["acme", "initech"]);
+    // The creator owns the new org.
+    let r = s
+        .post("/api/v1/auth/switch-org", json!({"org": "initech"}))
+        .await;
+    assert_eq!(r.body["role"], "owner");
+    // A token cannot create orgs.
+    let t = Api::with_token(
+        &server,
+        &db.token("ada@example.com", "acme", "personal", ALL_SCOPES),
+    );
+    assert_eq!(
+        t.post("/api/v1/orgs", json!({"slug": "x-corp", "name": "X"}))
+            .await
+            .status,
+        403
+    );
+    // Sign-out and the switch are audited.
+    s.post("/api/v1/auth/sign-out", json!({})).await;
+    assert_eq!(db.scalar_i64("SELECT COUNT(*) FROM audit_events WHERE action IN ('session.sign_out', 'session.switch_org', 'org.create')").await, 3);
+});
+
+both_backends!(
+    https_public_url_gives_secure_host_prefixed_cookies,
+    |db: TestDb| async move {
+        db.bootstrap("ada@example.com", "acme");
+        let server = Server::start_with(&db, &["--public-url", "https://hub.example.com"], &[]);
+        let r = Api::new(&server)
+            .post(
+                "/api/v1/auth/sign-in",
+                json!({"email": "ada@example.com", "password": PASSWORD}),
+            )
+            .await;
+        assert_eq!(r.status, 200);
+        let cookie = r.header("set-cookie");
+        assert!(
+            cookie.starts_with("__Host-switchboard_session="),
+            "{cookie}"
+        );
+        assert!(
+            cookie.contains("; Secure") && cookie.contains("Path=/") && cookie.contains("HttpOnly"),
+            "{cookie}"
+        );
+        assert!(
+            !cookie.contains("Domain="),
+            "__Host- cookies carry no Domain: {cookie}"
+        );
+    }
+);

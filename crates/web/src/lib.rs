@@ -294,7 +294,11 @@ async fn sign_out(
             )
                 .into_response();
         }
-        if let Err(e) = s.core.sign_out(cookie.value()).await {
+        let ctx = Ctx {
+            principal: &p,
+            meta: &req.meta,
+        };
+        if let Err(e) = s.core.sign_out(ctx).await {
             return message(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "Error",

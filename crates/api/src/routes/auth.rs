@@ -84,15 +84,8 @@ fn time_rfc3339(ms: i64) -> String {
 
 /// Ends the current session and clears its cookie.
 #[utoipa::path(post, path = "/auth/sign-out", tag = "auth", responses((status = 204)))]
-pub async fn sign_out(
-    State(s): State<ApiState>,
-    headers: HeaderMap,
-    _caller: Caller,
-) -> Result<Response, ApiError> {
-    let jar = CookieJar::from_headers(&headers);
-    if let Some(c) = jar.get(s.http.session_cookie_name()) {
-        s.core.sign_out(c.value()).await?;
-    }
+pub async fn sign_out(State(s): State<ApiState>, caller: Caller) -> Result<Response, ApiError> {
+    s.core.sign_out(caller.ctx()).await?;
     Ok(with_cookie(
         StatusCode::NO_CONTENT.into_response(),
         &session_cookie(&s.http, "", 0),

@@ -65,13 +65,35 @@ impl TestDb {
                     COUNTER.fetch_add(1, Ordering::SeqCst)
                 );
                 use sqlx::Connection;
-                let mut conn = sqlx::PgConnection::connect(&base)
-                    .await
-                    .expect("connect to test PostgreSQL");
-                sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                    .execute(&mut conn)
-                    .await
-                    .expect("create test database");
+                // Parallel test processes create databases at the same time;
+                // template0 accepts no connections, and a short retry covers
+                // PostgreSQL's refusal of concurrent copies of one template.
+                let mut last_error = String::new();
+                let mut created = false;
+                for attempt in 0..20 {
+                    let result = async {
+                        let mut conn = sqlx::PgConnection::connect(&base).await?;
+                        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                            "CREATE DATABASE {name} TEMPLATE template0"
+                        )))
+                        .execute(&mut conn)
+                        .await?;
+                        conn.close().await
+                    }
+                    .await;
+                    match result {
+                        Ok(()) => {
+                            created = true;
+                            break;
+                        }
+                        Err(e) => last_error = e.to_string(),
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(50 * (attempt + 1))).await;
+                }
+                assert!(
+                    created,
+                    "could not create the test database {name}: {last_error}"
+                );
                 let (prefix, _) = base.rsplit_once('/').expect("URL has a database");
                 Some(format!("{prefix}/{name}"))
             }
