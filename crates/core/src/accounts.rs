@@ -12,7 +12,7 @@ use switchboard_storage::{
     self as storage, AccountRow, Conn, Db, MembershipRow, OrgRow, RoleRow, SessionRow,
 };
 
-use crate::audit::AuditEntry;
+use crate::audit::{AuditEntry, DirectEvent};
 use crate::password::{hash_password, verify_password};
 use crate::secret::{hash_secret, looks_like_secret, new_secret};
 use crate::views::{AccountView, MeView, OrgSummary, OrgView};
@@ -204,21 +204,15 @@ impl Core {
             create_org_owned_by(conn, &account_id, &input.org_slug, &org_name, now).await?;
         storage::insert_audit(
             &mut *conn,
-            &storage::AuditRow {
-                id: storage::new_id(),
-                org_id: Some(org_id.clone()),
-                at: now,
-                actor_id: Some(account_id.clone()),
-                actor: email.clone(),
-                surface: meta.surface.as_str().into(),
-                action: "org.bootstrap".into(),
-                target: Some(org_id.clone()),
-                args: json!({"org_slug": input.org_slug, "email": email}).to_string(),
-                outcome: "ok".into(),
-                request_id: meta.request_id.clone(),
-                client_ip: meta.client_ip.clone(),
-                ..Default::default()
-            },
+            &DirectEvent {
+                org_id: &org_id,
+                actor_id: Some(&account_id),
+                actor: &email,
+                action: "org.bootstrap",
+                target: Some(&org_id),
+                args: json!({"org_slug": input.org_slug, "email": email}),
+            }
+            .row(meta),
         )
         .await?;
         Ok(BootstrapOutput {
@@ -345,20 +339,15 @@ impl Core {
         .await?;
         storage::insert_audit(
             &mut *tx,
-            &storage::AuditRow {
-                id: storage::new_id(),
-                org_id: Some(org.id.clone()),
-                at: now,
-                actor_id: Some(account.id.clone()),
-                actor: account.email.clone(),
-                surface: meta.surface.as_str().into(),
-                action: "session.sign_in".into(),
-                args: "{}".into(),
-                outcome: "ok".into(),
-                request_id: meta.request_id.clone(),
-                client_ip: meta.client_ip.clone(),
-                ..Default::default()
-            },
+            &DirectEvent {
+                org_id: &org.id,
+                actor_id: Some(&account.id),
+                actor: &account.email,
+                action: "session.sign_in",
+                target: None,
+                args: json!({}),
+            }
+            .row(meta),
         )
         .await?;
         Db::commit(tx).await?;
@@ -444,21 +433,15 @@ impl Core {
             create_org_owned_by(&mut tx, &p.account_id, &input.slug, &name, now).await?;
         storage::insert_audit(
             &mut *tx,
-            &storage::AuditRow {
-                id: storage::new_id(),
-                org_id: Some(org_id.clone()),
-                at: now,
-                actor_id: Some(p.account_id.clone()),
-                actor: p.email.clone(),
-                surface: ctx.meta.surface.as_str().into(),
-                action: "org.create".into(),
-                target: Some(org_id.clone()),
-                args: json!({"slug": input.slug, "name": name}).to_string(),
-                outcome: "ok".into(),
-                request_id: ctx.meta.request_id.clone(),
-                client_ip: ctx.meta.client_ip.clone(),
-                ..Default::default()
-            },
+            &DirectEvent {
+                org_id: &org_id,
+                actor_id: Some(&p.account_id),
+                actor: &p.email,
+                action: "org.create",
+                target: Some(&org_id),
+                args: json!({"slug": input.slug, "name": name}),
+            }
+            .row(ctx.meta),
         )
         .await?;
         Db::commit(tx).await?;
@@ -737,17 +720,7 @@ impl Core {
             .ok_or(CoreError::NotFound("organization"))?;
         let seats = storage::seats_taken(self.db.pool(), &p.org_id, ctx.meta.now_ms).await?;
         let orgs = match p.credential {
-            Credential::Session { .. } | Credential::Cli => {
-                storage::orgs_of_account(self.db.pool(), &p.account_id)
-                    .await?
-                    .into_iter()
-                    .map(|o| OrgSummary {
-                        id: o.id,
-                        slug: o.slug,
-                        name: o.name,
-                    })
-                    .collect()
-            }
+            Credential::Session { .. } | Credential::Cli => self.list_my_orgs(ctx).await?,
             Credential::Token { .. } => Vec::new(),
         };
         let (credential, csrf) = match &p.credential {

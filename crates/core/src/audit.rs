@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 use switchboard_storage::{self as storage, AuditRow, Conn, Db};
 
 use crate::views::{AuditEventView, Page};
-use crate::{Core, CoreError, Ctx};
+use crate::{Core, CoreError, Ctx, RequestMeta};
 
 /// The surface a request came through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,6 +86,37 @@ pub fn summarize_args(v: &Value) -> Value {
             Value::String(format!("{cut}… ({} chars)", s.chars().count()))
         }
         other => other.clone(),
+    }
+}
+
+/// An event recorded where there is no principal yet or any more: sign-in,
+/// bootstrap, accepting an invitation, the operator's CLI.
+pub(crate) struct DirectEvent<'a> {
+    pub org_id: &'a str,
+    pub actor_id: Option<&'a str>,
+    pub actor: &'a str,
+    pub action: &'a str,
+    pub target: Option<&'a str>,
+    pub args: Value,
+}
+
+impl DirectEvent<'_> {
+    pub(crate) fn row(&self, meta: &RequestMeta) -> AuditRow {
+        AuditRow {
+            id: storage::new_id(),
+            org_id: Some(self.org_id.to_owned()),
+            at: meta.now_ms,
+            actor_id: self.actor_id.map(str::to_owned),
+            actor: self.actor.to_owned(),
+            surface: meta.surface.as_str().to_owned(),
+            action: self.action.to_owned(),
+            target: self.target.map(str::to_owned),
+            args: summarize_args(&self.args).to_string(),
+            outcome: "ok".to_owned(),
+            request_id: meta.request_id.clone(),
+            client_ip: meta.client_ip.clone(),
+            ..Default::default()
+        }
     }
 }
 

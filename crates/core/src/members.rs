@@ -15,7 +15,7 @@ use switchboard_storage::{
 use utoipa::ToSchema;
 
 use crate::accounts::parse_permissions;
-use crate::audit::AuditEntry;
+use crate::audit::{AuditEntry, DirectEvent};
 use crate::orgs::validate_description;
 use crate::password::{hash_password, verify_password};
 use crate::secret::{hash_secret, looks_like_secret, new_secret};
@@ -461,21 +461,15 @@ impl Core {
         }
         storage::insert_audit(
             &mut *tx,
-            &storage::AuditRow {
-                id: storage::new_id(),
-                org_id: Some(inv.org_id.clone()),
-                at: now,
-                actor_id: Some(account.id.clone()),
-                actor: account.email.clone(),
-                surface: meta.surface.as_str().into(),
-                action: "invitation.accept".into(),
-                target: Some(inv.id.clone()),
-                args: json!({"team_ids": team_ids}).to_string(),
-                outcome: "ok".into(),
-                request_id: meta.request_id.clone(),
-                client_ip: meta.client_ip.clone(),
-                ..Default::default()
-            },
+            &DirectEvent {
+                org_id: &inv.org_id,
+                actor_id: Some(&account.id),
+                actor: &account.email,
+                action: "invitation.accept",
+                target: Some(&inv.id),
+                args: json!({"team_ids": team_ids}),
+            }
+            .row(meta),
         )
         .await?;
         Db::commit(tx).await?;

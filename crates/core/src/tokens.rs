@@ -7,7 +7,7 @@ use switchboard_domain::{Environment, Permission, TokenKind, parse_scopes, valid
 use switchboard_storage::{self as storage, TokenRow};
 use utoipa::ToSchema;
 
-use crate::audit::AuditEntry;
+use crate::audit::{AuditEntry, DirectEvent};
 use crate::secret::{hash_secret, new_secret, token_prefix};
 use crate::views::{CreatedToken, TokenView};
 use crate::{Core, CoreError, Ctx};
@@ -179,18 +179,15 @@ impl Core {
         }
         storage::insert_audit(
             &mut *tx,
-            &storage::AuditRow {
-                id: storage::new_id(),
-                org_id: Some(t.org_id.clone()),
-                at: meta.now_ms,
-                actor: "operator (cli)".into(),
-                surface: meta.surface.as_str().into(),
-                action: "token.revoke".into(),
-                target: Some(id.to_owned()),
-                args: "{}".into(),
-                outcome: "ok".into(),
-                ..Default::default()
-            },
+            &DirectEvent {
+                org_id: &t.org_id,
+                actor_id: None,
+                actor: "operator (cli)",
+                action: "token.revoke",
+                target: Some(id),
+                args: json!({}),
+            }
+            .row(meta),
         )
         .await?;
         let t = storage::token_by_id(&mut *tx, id)

@@ -17,6 +17,7 @@ use crate::{Core, CoreError, Ctx, PageRequest};
 
 const MAX_TEXT: usize = 20_000;
 const MAX_ASSIGNEES: usize = 50;
+const MAX_REQUIREMENT_LINKS: usize = 100;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -536,6 +537,12 @@ impl Core {
                     .await?;
                 storage::insert_task(&mut *conn, &row).await?;
                 storage::set_task_assignees(conn, &id, &assignees).await?;
+                if input.requirement_ids.len() > MAX_REQUIREMENT_LINKS {
+                    return Err(CoreError::invalid(
+                        "requirement_ids",
+                        format!("at most {MAX_REQUIREMENT_LINKS} requirements"),
+                    ));
+                }
                 for r in &input.requirement_ids {
                     storage::requirement_by_id(&mut *conn, &p.org_id, r)
                         .await?
