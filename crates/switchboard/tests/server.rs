@@ -182,3 +182,110 @@ both_backends!(
         );
     }
 );
+
+both_backends!(web_sign_in_and_invitation_pages, |db: TestDb| async move {
+    db.bootstrap("ada@example.com", "acme");
+    let server = Server::start(&db);
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let home = http.get(server.url("/")).send().await.expect("home");
+    assert_eq!(home.status().as_u16(), 303);
+    assert_eq!(home.headers()["location"], "/sign-in");
+
+    let bad = http
+        .post(server.url("/sign-in"))
+        .form(&[("email", "ada@example.com"), ("password", "wrong password")])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(bad.status().as_u16(), 401);
+    let page = bad.text().await.unwrap_or_default();
+    assert!(page.contains("the email or password is wrong"), "{page}");
+    assert!(
+        page.contains("value=\"ada@example.com\""),
+        "the form keeps the email"
+    );
+
+    let ok = http
+        .post(server.url("/sign-in"))
+        .form(&[("email", "ada@example.com"), ("password", PASSWORD)])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(ok.status().as_u16(), 303);
+    let cookie = ok.headers()["set-cookie"]
+        .to_str()
+        .unwrap_or_default()
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let home = http
+        .get(server.url("/"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .expect("home")
+        .text()
+        .await
+        .unwrap_or_default();
+    assert!(
+        home.contains("Org acme") && home.contains("<strong>ada@example.com</strong> (owner)"),
+        "{home}"
+    );
+
+    // Invite someone through the API, accept through the page.
+    let owner = Api::with_token(
+        &server,
+        &db.token("ada@example.com", "acme", "personal", ALL_SCOPES),
+    );
+    let inv = owner
+        .post(
+            "/api/v1/invitations",
+            serde_json::json!({"email": "bob@example.com"}),
+        )
+        .await;
+    let accept_url = inv.body["accept_url"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(accept_url.starts_with(&server.base), "{accept_url}");
+    let page = http.get(&accept_url).send().await.expect("get");
+    assert_eq!(page.status().as_u16(), 200);
+    let r = http
+        .post(&accept_url)
+        .form(&[("display_name", "Bob"), ("password", "short")])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status().as_u16(), 422);
+    assert!(
+        r.text()
+            .await
+            .unwrap_or_default()
+            .contains("at least 10 characters")
+    );
+    let r = http
+        .post(&accept_url)
+        .form(&[("display_name", "Bob"), ("password", PASSWORD)])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(
+        r.text()
+            .await
+            .unwrap_or_default()
+            .contains("You have joined the organization")
+    );
+    Api::sign_in(&server, "bob@example.com", PASSWORD).await;
+    let r = http
+        .post(&accept_url)
+        .form(&[("password", PASSWORD)])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status().as_u16(), 404, "the link works once");
+});
