@@ -15,22 +15,16 @@ use axum::routing::get;
 use axum::{Router, extract::FromRequestParts};
 use axum_extra::extract::CookieJar;
 use serde::Deserialize;
-use subtle_free::eq;
+use subtle::ConstantTimeEq;
 use switchboard_api::ApiState;
 use switchboard_core::accounts::BootstrapInput;
 use switchboard_core::members::AcceptInvitation;
 use switchboard_core::{CoreError, Credential, Ctx, RequestMeta, Surface, now_ms};
 use tower_http::set_header::SetResponseHeaderLayer;
 
-mod subtle_free {
-    /// Constant-time equality for the sign-out form's CSRF token.
-    pub fn eq(a: &str, b: &str) -> bool {
-        a.len() == b.len()
-            && a.bytes()
-                .zip(b.bytes())
-                .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-                == 0
-    }
+/// Constant-time equality for the sign-out form's CSRF token.
+fn eq(a: &str, b: &str) -> bool {
+    bool::from(a.as_bytes().ct_eq(b.as_bytes()))
 }
 
 pub fn router(state: ApiState) -> Router {
