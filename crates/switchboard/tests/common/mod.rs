@@ -46,6 +46,36 @@ pub struct TestDb {
     pub backend: Backend,
     pub dir: tempfile::TempDir,
     pub database_url: Option<String>,
+    /// The cluster's admin URL and this test's database name, to drop it afterwards.
+    drop_with: Option<(String, String)>,
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let Some((base, name)) = self.drop_with.take() else {
+            return;
+        };
+        // Drop may run inside the test's runtime, which must not block: use a
+        // thread with its own small runtime, and never fail a test over cleanup.
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async move {
+                use sqlx::Connection;
+                if let Ok(mut c) = sqlx::PgConnection::connect(&base).await {
+                    let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+                    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(drop))
+                        .execute(&mut c)
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
 }
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -53,14 +83,19 @@ static COUNTER: AtomicU32 = AtomicU32::new(0);
 impl TestDb {
     pub async fn new(backend: Backend) -> TestDb {
         let dir = tempfile::tempdir().expect("temp dir");
-        let database_url = match backend {
+        let created = match backend {
             Backend::Sqlite => None,
             Backend::Postgres => {
                 let base = std::env::var("SWITCHBOARD_TEST_POSTGRES_URL").expect(
                     "SWITCHBOARD_TEST_POSTGRES_URL is not set: run ./scripts/test.sh, which starts a throwaway PostgreSQL cluster",
                 );
+                // Unique across runs on a long-lived cluster too: pids are reused.
+                let nanos = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos())
+                    .unwrap_or_default();
                 let name = format!(
-                    "sb_{}_{}",
+                    "sb_{}_{}_{nanos}",
                     std::process::id(),
                     COUNTER.fetch_add(1, Ordering::SeqCst)
                 );
@@ -95,13 +130,18 @@ impl TestDb {
                     "could not create the test database {name}: {last_error}"
                 );
                 let (prefix, _) = base.rsplit_once('/').expect("URL has a database");
-                Some(format!("{prefix}/{name}"))
+                Some((format!("{prefix}/{name}"), base, name))
             }
+        };
+        let (database_url, drop_with) = match created {
+            Some((url, base, name)) => (Some(url), Some((base, name))),
+            None => (None, None),
         };
         TestDb {
             backend,
             dir,
             database_url,
+            drop_with,
         }
     }
 
