@@ -105,14 +105,15 @@ pub async fn serve(settings: Settings) -> Result<()> {
     let app = app(state, resolved.request_timeout);
 
     tracing::info!(backend = db.backend().as_str(), %local, public_url = %public, "switchboard started");
-    // Tests and scripts read this line to find the port.
-    println!("switchboard listening on http://{local}");
     if let Some(secret) = core.issue_setup_token(switchboard_core::now_ms()).await? {
         println!(
             "No owner yet. Open {public}/setup/{secret} within {} minutes to create the first owner and organization (the link works once), or run `switchboard admin bootstrap`.",
             settings.auth.setup_link_ttl_minutes
         );
     }
+    // Printed last, once everything above is done: scripts and tests wait
+    // for this line to learn the port.
+    println!("switchboard listening on http://{local}");
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {

@@ -319,10 +319,12 @@ impl Server {
                 }
             }
         });
+        // The server prints the setup link (if any) before the line naming
+        // its address, and that line last: read until it.
         let deadline = Instant::now() + Duration::from_secs(60);
         let mut base = None;
         let mut setup_url = None;
-        while Instant::now() < deadline {
+        while base.is_none() && Instant::now() < deadline {
             match rx.recv_timeout(Duration::from_millis(200)) {
                 Ok(line) => {
                     if let Some(rest) = line.strip_prefix("switchboard listening on ") {
@@ -332,15 +334,8 @@ impl Server {
                         let end = line[i..].find(' ').map(|e| i + e).unwrap_or(line.len());
                         setup_url = Some(line[start..end].to_owned());
                     }
-                    if base.is_some() && (setup_url.is_some() || !line.contains("listening")) {
-                        break;
-                    }
                 }
-                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-                    if base.is_some() {
-                        break;
-                    }
-                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
                 Err(_) => break,
             }
         }
