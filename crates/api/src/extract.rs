@@ -54,7 +54,8 @@ impl FromRequestParts<ApiState> for RequestInfo {
     }
 }
 
-pub(crate) fn meta_for(parts: &Parts, state: &ApiState, surface: Surface) -> RequestMeta {
+/// Request metadata (request id, client address, time) for a surface.
+pub fn meta_for(parts: &Parts, state: &ApiState, surface: Surface) -> RequestMeta {
     let mut meta = RequestMeta::new(surface, now_ms());
     meta.request_id = parts
         .headers

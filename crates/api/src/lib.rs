@@ -21,7 +21,7 @@ use ipnet::IpNet;
 use switchboard_core::Core;
 
 pub use error::ApiError;
-pub use extract::{Caller, RequestInfo, client_ip};
+pub use extract::{Caller, RequestInfo, client_ip, meta_for};
 
 /// HTTP settings the surfaces share.
 #[derive(Debug, Clone)]
@@ -47,6 +47,19 @@ impl HttpSettings {
         } else {
             "switchboard_session"
         }
+    }
+
+    /// The `Set-Cookie` value for a session (an empty value with age 0 clears it).
+    pub fn session_cookie(&self, value: &str, max_age_secs: i64) -> String {
+        let secure = if self.secure_cookies() {
+            "; Secure"
+        } else {
+            ""
+        };
+        format!(
+            "{}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_secs}{secure}",
+            self.session_cookie_name()
+        )
     }
 
     /// `scheme://host[:port]` of the public URL, for Origin checks.

@@ -261,7 +261,7 @@ impl Core {
         let rows = storage::list_audit(self.db.pool(), &ctx.principal.org_id, &filter).await?;
         Ok(Page::from_rows(
             rows,
-            limit as usize,
+            limit + 1,
             |r| r.id.clone(),
             AuditEventView::from,
         ))

@@ -19,7 +19,7 @@ use crate::audit::{AuditEntry, DirectEvent};
 use crate::orgs::validate_description;
 use crate::password::{hash_password, verify_password};
 use crate::secret::{hash_secret, looks_like_secret, new_secret};
-use crate::views::{CreatedInvitation, InvitationView, MemberView, Page, TeamView};
+use crate::views::{CreatedInvitation, InvitationView, MemberView, Page, TeamView, split_page};
 use crate::{Core, CoreError, Ctx, PageRequest, RequestMeta};
 
 const MAX_TEAMS_PER_INVITATION: usize = 50;
@@ -120,18 +120,12 @@ impl Core {
             .await
             .map_err(storage::StorageError::from)?;
         let rows = storage::list_members(&mut *conn, &ctx.principal.org_id, &p).await?;
-        let limit = (p.limit - 1) as usize;
-        let more = rows.len() > limit;
+        let (rows, more) = split_page(rows, p.limit);
         let mut items = Vec::new();
-        for m in rows.into_iter().take(limit) {
+        for m in rows {
             items.push(self.member_view(&mut conn, m).await?);
         }
-        let next_cursor = if more {
-            items.last().map(|m| m.id.clone())
-        } else {
-            None
-        };
-        Ok(Page { items, next_cursor })
+        Ok(Page::new(items, more, |v| v.id.clone()))
     }
 
     pub async fn get_member(&self, ctx: Ctx<'_>, id: &str) -> Result<MemberView, CoreError> {
@@ -350,7 +344,7 @@ impl Core {
         let now = ctx.meta.now_ms;
         Ok(Page::from_rows(
             rows,
-            (p.limit - 1) as usize,
+            p.limit,
             |r| r.id.clone(),
             |r| InvitationView::new(r, now),
         ))
@@ -497,7 +491,7 @@ impl Core {
         let rows = storage::list_teams(self.db.pool(), &ctx.principal.org_id, &p).await?;
         Ok(Page::from_rows(
             rows,
-            (p.limit - 1) as usize,
+            p.limit,
             |r| r.id.clone(),
             TeamView::from,
         ))

@@ -6,7 +6,8 @@ use serde::Serialize;
 use switchboard_storage as storage;
 use utoipa::ToSchema;
 
-pub(crate) fn rfc3339(ms: i64) -> String {
+/// Epoch milliseconds as an RFC 3339 UTC time.
+pub fn rfc3339(ms: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .ok()
         .and_then(|t| {
@@ -27,17 +28,31 @@ pub struct Page<T> {
     pub next_cursor: Option<String>,
 }
 
+/// Splits rows fetched with `fetched_limit` (one more than the page size,
+/// see `Core::page`) into the page's rows and whether a next page exists.
+pub(crate) fn split_page<R>(mut rows: Vec<R>, fetched_limit: i64) -> (Vec<R>, bool) {
+    let size = usize::try_from(fetched_limit - 1).unwrap_or(0);
+    let more = rows.len() > size;
+    rows.truncate(size);
+    (rows, more)
+}
+
 impl<T> Page<T> {
-    /// `rows` was fetched with one row more than `limit`, to know whether a next page exists.
+    /// A page of items; the cursor is the last item's id when more follow.
+    pub(crate) fn new(items: Vec<T>, more: bool, id: impl Fn(&T) -> String) -> Self {
+        let next_cursor = if more { items.last().map(id) } else { None };
+        Page { items, next_cursor }
+    }
+
+    /// Rows fetched with `fetched_limit`, turned into views.
     pub(crate) fn from_rows<R>(
-        mut rows: Vec<R>,
-        limit: usize,
+        rows: Vec<R>,
+        fetched_limit: i64,
         id: impl Fn(&R) -> String,
         view: impl Fn(R) -> T,
     ) -> Self {
-        let more = rows.len() > limit;
-        rows.truncate(limit);
-        let next_cursor = if more { rows.last().map(&id) } else { None };
+        let (rows, more) = split_page(rows, fetched_limit);
+        let next_cursor = if more { rows.last().map(id) } else { None };
         Page {
             items: rows.into_iter().map(view).collect(),
             next_cursor,

@@ -12,6 +12,7 @@ use crate::audit::AuditEntry;
 use crate::orgs::validate_description;
 use crate::views::{
     AssigneeView, CommentView, CommitEntryView, Page, ProjectView, RequirementView, TaskView,
+    split_page,
 };
 use crate::{Core, CoreError, Ctx, PageRequest};
 
@@ -209,7 +210,7 @@ impl Core {
         let rows = storage::list_projects(self.db.pool(), &ctx.principal.org_id, &p).await?;
         Ok(Page::from_rows(
             rows,
-            (p.limit - 1) as usize,
+            p.limit,
             |r| r.id.clone(),
             ProjectView::from,
         ))
@@ -331,7 +332,7 @@ impl Core {
                 .await?;
         Ok(Page::from_rows(
             rows,
-            (p.limit - 1) as usize,
+            p.limit,
             |r| r.id.clone(),
             RequirementView::from,
         ))
@@ -464,18 +465,12 @@ impl Core {
             .await
             .map_err(storage::StorageError::from)?;
         let rows = storage::list_tasks(&mut *conn, &ctx.principal.org_id, &filter, &p).await?;
-        let limit = (p.limit - 1) as usize;
-        let more = rows.len() > limit;
+        let (rows, more) = split_page(rows, p.limit);
         let mut items = Vec::new();
-        for t in rows.into_iter().take(limit) {
+        for t in rows {
             items.push(self.task_view(&mut conn, t).await?);
         }
-        let next_cursor = if more {
-            items.last().map(|t| t.id.clone())
-        } else {
-            None
-        };
-        Ok(Page { items, next_cursor })
+        Ok(Page::new(items, more, |v| v.id.clone()))
     }
 
     pub async fn get_task(&self, ctx: Ctx<'_>, id: &str) -> Result<TaskView, CoreError> {
@@ -701,7 +696,7 @@ impl Core {
             storage::list_comments(self.db.pool(), &ctx.principal.org_id, task_id, &p).await?;
         Ok(Page::from_rows(
             rows,
-            (p.limit - 1) as usize,
+            p.limit,
             |r| r.id.clone(),
             CommentView::from,
         ))
@@ -781,7 +776,7 @@ impl Core {
             .await?;
         Ok(Page::from_rows(
             rows,
-            (p.limit - 1) as usize,
+            p.limit,
             |r| r.id.clone(),
             CommitEntryView::from,
         ))

@@ -68,12 +68,6 @@ fn render(t: impl Template) -> Response {
     }
 }
 
-fn web_meta(parts: &Parts, state: &ApiState) -> RequestMeta {
-    let mut m = RequestMeta::new(Surface::Web, now_ms());
-    m.client_ip = switchboard_api::client_ip(parts, &state.http).map(|i| i.to_string());
-    m
-}
-
 /// Request metadata on the web surface, plus a same-origin check for forms.
 struct WebRequest {
     meta: RequestMeta,
@@ -91,7 +85,7 @@ impl FromRequestParts<ApiState> for WebRequest {
             None => true,
         };
         Ok(WebRequest {
-            meta: web_meta(parts, state),
+            meta: switchboard_api::meta_for(parts, state, Surface::Web),
             same_origin: origin_ok,
         })
     }
@@ -211,15 +205,7 @@ struct SignInForm {
 }
 
 fn cookie_response(s: &ApiState, secret: &str, max_age_secs: i64, to: &str) -> Response {
-    let secure = if s.http.secure_cookies() {
-        "; Secure"
-    } else {
-        ""
-    };
-    let cookie = format!(
-        "{}={secret}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_secs}{secure}",
-        s.http.session_cookie_name()
-    );
+    let cookie = s.http.session_cookie(secret, max_age_secs);
     let mut resp = Redirect::to(to).into_response();
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         resp.headers_mut().append(header::SET_COOKIE, v);

@@ -10,7 +10,7 @@ use switchboard_core::views::MeView;
 use utoipa::ToSchema;
 
 use crate::extract::ApiJson;
-use crate::{ApiError, ApiState, Caller, HttpSettings, RequestInfo};
+use crate::{ApiError, ApiState, Caller, RequestInfo};
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -27,18 +27,6 @@ pub struct SignedIn {
     pub csrf_token: String,
     pub org: String,
     pub expires_at: String,
-}
-
-pub(crate) fn session_cookie(http: &HttpSettings, value: &str, max_age_secs: i64) -> String {
-    let secure = if http.secure_cookies() {
-        "; Secure"
-    } else {
-        ""
-    };
-    format!(
-        "{}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_secs}{secure}",
-        http.session_cookie_name()
-    )
 }
 
 fn with_cookie(mut resp: Response, cookie: &str) -> Response {
@@ -63,23 +51,13 @@ pub async fn sign_in(
         .sign_in(&body.email, &body.password, body.org.as_deref(), &meta)
         .await?;
     let max_age = (session.expires_at_ms - meta.now_ms) / 1000;
-    let cookie = session_cookie(&s.http, &session.cookie_secret, max_age);
+    let cookie = s.http.session_cookie(&session.cookie_secret, max_age);
     let out = SignedIn {
         csrf_token: session.csrf_token,
         org: session.org_slug,
-        expires_at: time_rfc3339(session.expires_at_ms),
+        expires_at: switchboard_core::views::rfc3339(session.expires_at_ms),
     };
     Ok(with_cookie(Json(out).into_response(), &cookie))
-}
-
-fn time_rfc3339(ms: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default()
 }
 
 /// Ends the current session and clears its cookie.
@@ -88,7 +66,7 @@ pub async fn sign_out(State(s): State<ApiState>, caller: Caller) -> Result<Respo
     s.core.sign_out(caller.ctx()).await?;
     Ok(with_cookie(
         StatusCode::NO_CONTENT.into_response(),
-        &session_cookie(&s.http, "", 0),
+        &s.http.session_cookie("", 0),
     ))
 }
 
