@@ -5,8 +5,8 @@ use std::collections::BTreeSet;
 
 use serde_json::json;
 use switchboard_domain::{
-    BuiltinRole, Environment, MembershipStatus, Permission, PermissionSet, Scope, TokenKind,
-    normalize_email, validate_name, validate_password, validate_slug,
+    BuiltinRole, Environment, McpPolicy, MembershipStatus, Permission, PermissionSet, Scope,
+    TokenKind, normalize_email, validate_name, validate_password, validate_slug,
 };
 use switchboard_storage::{
     self as storage, AccountRow, Conn, Db, MembershipRow, OrgRow, RoleRow, SessionRow,
@@ -540,6 +540,11 @@ impl Core {
                 scopes,
                 environment,
             },
+            mcp_policy: Some(McpPolicy {
+                enabled: row.mcp_enabled != 0,
+                allow_production: row.allow_production != 0,
+                allow_write: row.allow_write != 0,
+            }),
         })
     }
 
@@ -620,6 +625,7 @@ impl Core {
                 session_id: session.id,
                 csrf_token: session.csrf_token,
             },
+            mcp_policy: None,
         })
     }
 
@@ -644,6 +650,7 @@ impl Core {
             role_name: Some(member.role_name),
             permissions: parse_permissions(&member.role_permissions)?,
             credential: Credential::Cli,
+            mcp_policy: None,
         })
     }
 

@@ -2,8 +2,6 @@
 //! in the same transaction as the change ([`Core::write`]); refusals are
 //! written on their own, since the change they refused never happened.
 
-use std::time::Instant;
-
 use serde_json::{Map, Value};
 use switchboard_storage::{self as storage, AuditRow, Conn, Db};
 
@@ -28,6 +26,35 @@ impl Surface {
             Surface::Cli => "cli",
             Surface::Mcp => "mcp",
             Surface::Rpc => "rpc",
+        }
+    }
+}
+
+/// The MCP (or JSON-RPC) request being served: the method, the tool and its
+/// arguments, as the audit event records them.
+#[derive(Debug, Clone)]
+pub struct CallInfo {
+    pub method: String,
+    pub tool: Option<String>,
+    pub arguments: Value,
+}
+
+/// How a request ended, as recorded in the audit log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Ok,
+    /// Refused: authorization, policy or a domain rule.
+    Denied,
+    /// Failed: bad arguments, nothing found, an internal failure.
+    Error,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Denied => "denied",
+            Outcome::Error => "error",
         }
     }
 }
@@ -128,9 +155,30 @@ fn row(
     message: Option<&str>,
 ) -> AuditRow {
     let p = ctx.principal;
-    let mut args = summarize_args(&entry.args);
+    // An MCP request is recorded under its tool (or method) with the tool's
+    // own arguments; the use case it ran is kept as `operation`.
+    let (action, method, mut args) = match &ctx.meta.call {
+        Some(call) => {
+            let mut args = match summarize_args(&call.arguments) {
+                Value::Object(m) => m,
+                Value::Null => Map::new(),
+                other => Map::from_iter([("arguments".to_owned(), other)]),
+            };
+            if !entry.action.is_empty() {
+                args.insert("operation".into(), Value::String(entry.action.to_owned()));
+            }
+            let action = call.tool.clone().unwrap_or_else(|| call.method.clone());
+            (action, Some(call.method.clone()), Value::Object(args))
+        }
+        None => (entry.action.to_owned(), None, summarize_args(&entry.args)),
+    };
     if let (Some(msg), Value::Object(m)) = (message, &mut args) {
-        m.insert("refusal".into(), Value::String(msg.to_owned()));
+        let key = if outcome == "denied" {
+            "refusal"
+        } else {
+            "error"
+        };
+        m.insert(key.into(), Value::String(msg.to_owned()));
     }
     AuditRow {
         id: storage::new_id(),
@@ -142,15 +190,26 @@ fn row(
         token_kind: p.token_kind().map(|k| k.as_str().to_owned()),
         client: None,
         surface: ctx.meta.surface.as_str().to_owned(),
-        action: entry.action.to_owned(),
+        action,
         target: entry.target.clone(),
         args: args.to_string(),
         outcome: outcome.to_owned(),
         latency_ms: Some(latency_ms),
-        environment: None,
+        environment: match &p.credential {
+            crate::Credential::Token {
+                environment: Some(e),
+                ..
+            } => Some(e.as_str().to_owned()),
+            _ => None,
+        },
         request_id: ctx.meta.request_id.clone(),
         client_ip: ctx.meta.client_ip.clone(),
+        method,
     }
+}
+
+fn elapsed_ms(meta: &RequestMeta) -> i64 {
+    meta.started.elapsed().as_millis() as i64
 }
 
 impl Core {
@@ -163,25 +222,19 @@ impl Core {
         mut entry: AuditEntry,
         change: impl AsyncFnOnce(&mut Conn, &mut AuditEntry) -> Result<T, CoreError>,
     ) -> Result<T, CoreError> {
-        let started = Instant::now();
         let mut tx = self.db.begin_write().await?;
         match change(&mut tx, &mut entry).await {
             Ok(value) => {
-                let r = row(
-                    &ctx,
-                    &entry,
-                    "ok",
-                    started.elapsed().as_millis() as i64,
-                    None,
-                );
+                let r = row(&ctx, &entry, "ok", elapsed_ms(ctx.meta), None);
                 storage::insert_audit(&mut *tx, &r).await?;
                 Db::commit(tx).await?;
+                ctx.meta.mark_audited();
                 Ok(value)
             }
             Err(e) => {
                 drop(tx);
                 if e.is_refusal() {
-                    self.record_refusal(ctx, &entry, &e, started).await;
+                    self.record_refusal(ctx, &entry, &e).await;
                 }
                 Err(e)
             }
@@ -198,29 +251,57 @@ impl Core {
     ) -> Result<(), CoreError> {
         if let Err(e) = check {
             let entry = AuditEntry::new(action, target, Value::Object(Map::new()));
-            self.record_refusal(ctx, &entry, &e, Instant::now()).await;
+            self.record_refusal(ctx, &entry, &e).await;
             return Err(e);
         }
         Ok(())
     }
 
-    async fn record_refusal(
-        &self,
-        ctx: Ctx<'_>,
-        entry: &AuditEntry,
-        e: &CoreError,
-        started: Instant,
-    ) {
+    /// Records a refusal (group-committed: nothing changed, so it needs no
+    /// transaction of its own). A failure to record is logged, and the
+    /// refusal still stands.
+    async fn record_refusal(&self, ctx: Ctx<'_>, entry: &AuditEntry, e: &CoreError) {
         let r = row(
             &ctx,
             entry,
             "denied",
-            started.elapsed().as_millis() as i64,
+            elapsed_ms(ctx.meta),
             Some(&e.to_string()),
         );
-        if let Err(err) = storage::insert_audit(self.db.pool(), &r).await {
-            tracing::error!(error = %err, action = entry.action, "could not record a refusal in the audit log");
+        match self.audit_queue.record(r).await {
+            Ok(()) => ctx.meta.mark_audited(),
+            Err(err) => {
+                tracing::error!(error = %err, action = entry.action, "could not record a refusal in the audit log")
+            }
         }
+    }
+
+    /// Records the one audit event of a request that changed nothing: a
+    /// read, a list, a refusal or a failure. Events are group-committed: the
+    /// caller waits until its event is durable, but many requests share one
+    /// transaction. Does nothing when the request's event was already written
+    /// (by its change's transaction, or as a refusal inside the use case).
+    pub async fn record_request(
+        &self,
+        ctx: Ctx<'_>,
+        target: Option<&str>,
+        outcome: Outcome,
+        message: Option<&str>,
+    ) -> Result<(), CoreError> {
+        if ctx.meta.is_audited() {
+            return Ok(());
+        }
+        let entry = AuditEntry::new("", target, Value::Object(Map::new()));
+        let r = row(
+            &ctx,
+            &entry,
+            outcome.as_str(),
+            elapsed_ms(ctx.meta),
+            message,
+        );
+        self.audit_queue.record(r).await?;
+        ctx.meta.mark_audited();
+        Ok(())
     }
 
     /// The org's audit events, newest first.

@@ -14,6 +14,7 @@
 //! Time is a parameter ([`RequestMeta::now_ms`]), never read inside a rule.
 
 mod audit;
+mod audit_queue;
 mod error;
 mod password;
 mod principal;
@@ -26,7 +27,7 @@ pub mod tokens;
 pub mod views;
 pub mod work;
 
-pub use audit::{AuditQuery, Surface};
+pub use audit::{AuditQuery, CallInfo, Outcome, Surface, summarize_args};
 pub use error::CoreError;
 pub use principal::{Credential, Principal};
 pub use secret::{hash_secret, new_secret};
@@ -71,11 +72,17 @@ impl Default for CoreConfig {
 pub struct Core {
     pub(crate) db: Db,
     pub(crate) config: CoreConfig,
+    pub(crate) audit_queue: audit_queue::AuditQueue,
 }
 
 impl Core {
     pub fn new(db: Db, config: CoreConfig) -> Self {
-        Core { db, config }
+        let audit_queue = audit_queue::AuditQueue::new(db.clone());
+        Core {
+            db,
+            config,
+            audit_queue,
+        }
     }
 
     pub fn db(&self) -> &Db {
@@ -94,6 +101,14 @@ pub struct RequestMeta {
     pub request_id: Option<String>,
     pub client_ip: Option<String>,
     pub now_ms: i64,
+    /// When the request arrived, for the audit event's latency.
+    pub started: std::time::Instant,
+    /// The MCP request being served, if any: its one audit event names the
+    /// method and tool and summarizes the tool's arguments.
+    pub call: Option<CallInfo>,
+    /// Set once this request's audit event is written (by a change's own
+    /// transaction, or a refusal), so that it is written exactly once.
+    audited: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl RequestMeta {
@@ -103,7 +118,20 @@ impl RequestMeta {
             request_id: None,
             client_ip: None,
             now_ms,
+            started: std::time::Instant::now(),
+            call: None,
+            audited: Default::default(),
         }
+    }
+
+    /// Whether this request's audit event has been written already.
+    pub fn is_audited(&self) -> bool {
+        self.audited.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    pub(crate) fn mark_audited(&self) {
+        self.audited
+            .store(true, std::sync::atomic::Ordering::Release);
     }
 }
 

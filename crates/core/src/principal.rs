@@ -5,7 +5,7 @@
 
 use std::collections::BTreeSet;
 
-use switchboard_domain::{Environment, Permission, PermissionSet, Scope, TokenKind};
+use switchboard_domain::{Environment, McpPolicy, Permission, PermissionSet, Scope, TokenKind};
 
 use crate::CoreError;
 
@@ -22,6 +22,9 @@ pub struct Principal {
     /// What the caller may do at most (role permissions, or an org token's ceiling).
     pub permissions: PermissionSet,
     pub credential: Credential,
+    /// The org's MCP policy, read with a bearer token (the MCP surfaces need
+    /// it on every call); `None` where it was not loaded.
+    pub mcp_policy: Option<McpPolicy>,
 }
 
 /// How the caller proved who they are.
@@ -128,6 +131,7 @@ mod tests {
             role_name: Some(role.as_str().into()),
             permissions: role.permissions(),
             credential,
+            mcp_policy: None,
         }
     }
 

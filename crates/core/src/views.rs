@@ -22,7 +22,7 @@ pub(crate) fn json_list(s: &str) -> Vec<String> {
 }
 
 /// A page of results in id order; pass `next_cursor` back as `cursor` for the next page.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema, schemars::JsonSchema)]
 pub struct Page<T> {
     pub items: Vec<T>,
     pub next_cursor: Option<String>,
@@ -60,7 +60,7 @@ impl<T> Page<T> {
     }
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema, schemars::JsonSchema)]
 pub struct AccountView {
     pub id: String,
     pub email: String,
@@ -68,7 +68,7 @@ pub struct AccountView {
 }
 
 /// The caller: account, organization, role and credential.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema, schemars::JsonSchema)]
 pub struct MeView {
     pub account: AccountView,
     pub org: OrgView,
@@ -87,21 +87,21 @@ pub struct MeView {
     pub orgs: Vec<OrgSummary>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema, schemars::JsonSchema)]
 pub struct OrgSummary {
     pub id: String,
     pub slug: String,
     pub name: String,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema, schemars::JsonSchema)]
 pub struct McpPolicy {
     pub mcp_enabled: bool,
     pub allow_production: bool,
     pub allow_write: bool,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema, schemars::JsonSchema)]
 pub struct OrgView {
     pub id: String,
     pub slug: String,
@@ -135,13 +135,13 @@ impl OrgView {
     }
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema, schemars::JsonSchema)]
 pub struct TeamRef {
     pub id: String,
     pub name: String,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema, schemars::JsonSchema)]
 pub struct MemberView {
     /// The membership id (used in member and team paths).
     pub id: String,
@@ -175,7 +175,7 @@ impl MemberView {
     }
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema, schemars::JsonSchema)]
 pub struct RoleView {
     pub id: String,
     pub name: String,
@@ -196,7 +196,7 @@ impl From<storage::RoleRow> for RoleView {
     }
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema, schemars::JsonSchema)]
 pub struct TeamView {
     pub id: String,
     pub name: String,
@@ -215,7 +215,7 @@ impl From<storage::TeamRow> for TeamView {
     }
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema, schemars::JsonSchema)]
 pub struct InvitationView {
     pub id: String,
     pub email: String,
@@ -252,14 +252,14 @@ impl InvitationView {
 
 /// A new invitation. `accept_url` and `invitation_token` are shown only
 /// here, once: hand them to the invitee.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema, schemars::JsonSchema)]
 pub struct CreatedInvitation {
     pub invitation: InvitationView,
     pub invitation_token: String,
     pub accept_url: String,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema, schemars::JsonSchema)]
 pub struct TokenView {
     pub id: String,
     pub name: String,
@@ -296,14 +296,14 @@ impl From<storage::TokenRow> for TokenView {
 }
 
 /// A new token: `token` is shown here once and never again.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema, schemars::JsonSchema)]
 pub struct CreatedToken {
     pub token: String,
     #[serde(flatten)]
     pub info: TokenView,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema, schemars::JsonSchema)]
 pub struct ProjectView {
     pub id: String,
     pub name: String,
@@ -324,7 +324,7 @@ impl From<storage::ProjectRow> for ProjectView {
     }
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema, schemars::JsonSchema)]
 pub struct RequirementView {
     pub id: String,
     pub project_id: String,
@@ -348,14 +348,14 @@ impl From<storage::RequirementRow> for RequirementView {
     }
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema, schemars::JsonSchema)]
 pub struct AssigneeView {
     pub membership_id: String,
     pub email: String,
     pub display_name: String,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema, schemars::JsonSchema)]
 pub struct TaskView {
     pub id: String,
     pub project_id: String,
@@ -371,7 +371,7 @@ pub struct TaskView {
     pub updated_at: String,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema, schemars::JsonSchema)]
 pub struct CommentView {
     pub id: String,
     pub task_id: String,
@@ -392,7 +392,7 @@ impl From<storage::CommentRow> for CommentView {
     }
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema, schemars::JsonSchema)]
 pub struct CommitEntryView {
     pub id: String,
     pub task_id: String,
@@ -417,7 +417,7 @@ impl From<storage::CommitEntryRow> for CommitEntryView {
     }
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema, schemars::JsonSchema)]
 pub struct AuditEventView {
     pub id: String,
     pub at: String,

@@ -101,6 +101,15 @@ pub struct LinkRequirement {
     pub requirement_id: String,
 }
 
+/// Which tasks a call may change: any task in the org, or only the caller's
+/// own (assigned to them) — what an agent acting as one person gets from
+/// the "my tasks" tools.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskReach {
+    Org,
+    Own,
+}
+
 /// Task list filters.
 #[derive(Debug, Clone, Default)]
 pub struct TaskQuery {
@@ -153,6 +162,23 @@ impl Core {
             status: t.status,
             priority: t.priority,
         })
+    }
+
+    async fn check_reach(
+        &self,
+        conn: &mut Conn,
+        ctx: Ctx<'_>,
+        task_id: &str,
+        reach: TaskReach,
+    ) -> Result<(), CoreError> {
+        if reach == TaskReach::Own
+            && !storage::is_task_assignee(&mut *conn, task_id, &ctx.principal.membership_id).await?
+        {
+            return Err(CoreError::Forbidden(format!(
+                "task {task_id} is not assigned to you: this tool changes only your own tasks; ask an assignee or an admin"
+            )));
+        }
+        Ok(())
     }
 
     async fn check_assignees(
@@ -354,6 +380,23 @@ impl Core {
         storage::requirement_by_id(self.db.pool(), &ctx.principal.org_id, id)
             .await?
             .map(RequirementView::from)
+            .ok_or(CoreError::NotFound("requirement"))
+    }
+
+    /// Whether a requirement exists, for tools that list its tasks (they
+    /// need only `tasks.read`, not the requirement's text).
+    pub async fn get_requirement_for_tasks(&self, ctx: Ctx<'_>, id: &str) -> Result<(), CoreError> {
+        self.check_read(
+            ctx,
+            "requirements.tasks",
+            Some(id),
+            ctx.principal
+                .require(Permission::TasksRead, Scope::ReadTasks),
+        )
+        .await?;
+        storage::requirement_by_id(self.db.pool(), &ctx.principal.org_id, id)
+            .await?
+            .map(|_| ())
             .ok_or(CoreError::NotFound("requirement"))
     }
 
@@ -561,6 +604,18 @@ impl Core {
         id: &str,
         input: UpdateTask,
     ) -> Result<TaskView, CoreError> {
+        self.update_task_within(ctx, id, input, TaskReach::Org)
+            .await
+    }
+
+    /// [`Core::update_task`], limited to the caller's own tasks when `reach` is `Own`.
+    pub async fn update_task_within(
+        &self,
+        ctx: Ctx<'_>,
+        id: &str,
+        input: UpdateTask,
+        reach: TaskReach,
+    ) -> Result<TaskView, CoreError> {
         let p = ctx.principal;
         let now = ctx.meta.now_ms;
         let args = json!({"title": input.title, "status": input.status, "priority": input.priority, "assignee_ids": input.assignee_ids});
@@ -572,6 +627,7 @@ impl Core {
                 let mut row = storage::task_by_id(&mut *conn, &p.org_id, id)
                     .await?
                     .ok_or(CoreError::NotFound("task"))?;
+                self.check_reach(conn, ctx, id, reach).await?;
                 if let Some(t) = &input.title {
                     row.title = validate_name("title", t, 300)?;
                 }
@@ -708,6 +764,18 @@ impl Core {
         task_id: &str,
         input: CreateCommitEntry,
     ) -> Result<CommitEntryView, CoreError> {
+        self.create_commit_entry_within(ctx, task_id, input, TaskReach::Org)
+            .await
+    }
+
+    /// [`Core::create_commit_entry`], limited to the caller's own tasks when `reach` is `Own`.
+    pub async fn create_commit_entry_within(
+        &self,
+        ctx: Ctx<'_>,
+        task_id: &str,
+        input: CreateCommitEntry,
+        reach: TaskReach,
+    ) -> Result<CommitEntryView, CoreError> {
         let p = ctx.principal;
         let id = storage::new_id();
         let now = ctx.meta.now_ms;
@@ -721,6 +789,7 @@ impl Core {
                 storage::task_by_id(&mut *conn, &p.org_id, task_id)
                     .await?
                     .ok_or(CoreError::NotFound("task"))?;
+                self.check_reach(conn, ctx, task_id, reach).await?;
                 let message = validate_name("message", &input.message, 2000)?;
                 if let Some(h) = &input.commit_hash {
                     let ok =

@@ -8,12 +8,14 @@
 //! admin (or an agent relaying it) can act on.
 
 mod permission;
+mod policy;
 mod rules;
 mod scope;
 mod validate;
 mod work;
 
 pub use permission::{BuiltinRole, Permission, PermissionSet};
+pub use policy::McpPolicy;
 pub use rules::{
     MembershipStatus, RuleViolation, check_can_change_member, check_can_grant, check_email_domain,
     check_not_last_owner, check_seat_available, check_team_assignment, is_owner_equivalent,

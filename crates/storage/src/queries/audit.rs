@@ -22,13 +22,15 @@ pub struct AuditRow {
     pub environment: Option<String>,
     pub request_id: Option<String>,
     pub client_ip: Option<String>,
+    /// The JSON-RPC method of an MCP request (`tools/call`, `tools/list`…).
+    pub method: Option<String>,
 }
 
-const COLS: &str = "id, org_id, at, actor_id, actor, token_id, token_kind, client, surface, action, target, args, outcome, latency_ms, environment, request_id, client_ip";
+const COLS: &str = "id, org_id, at, actor_id, actor, token_id, token_kind, client, surface, action, target, args, outcome, latency_ms, environment, request_id, client_ip, method";
 
 pub async fn insert_audit<'c>(e: impl Exec<'c>, a: &AuditRow) -> Result<()> {
     sqlx::query(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO audit_events ({COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+        "INSERT INTO audit_events ({COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
     )))
     .bind(&a.id)
     .bind(&a.org_id)
@@ -47,8 +49,55 @@ pub async fn insert_audit<'c>(e: impl Exec<'c>, a: &AuditRow) -> Result<()> {
     .bind(&a.environment)
     .bind(&a.request_id)
     .bind(&a.client_ip)
+    .bind(&a.method)
     .execute(e)
     .await?;
+    Ok(())
+}
+
+/// Inserts many events in one statement per chunk (the group commit of
+/// read-only MCP calls): one round trip and one durable commit for a batch.
+pub async fn insert_audit_batch(conn: &mut crate::Conn, rows: &[AuditRow]) -> Result<()> {
+    // 18 columns; both backends accept far more than 18 × 50 parameters.
+    for chunk in rows.chunks(50) {
+        let mut sql = format!("INSERT INTO audit_events ({COLS}) VALUES ");
+        for i in 0..chunk.len() {
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            sql.push('(');
+            for c in 0..18 {
+                if c > 0 {
+                    sql.push_str(", ");
+                }
+                sql.push_str(&format!("${}", i * 18 + c + 1));
+            }
+            sql.push(')');
+        }
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for a in chunk {
+            q = q
+                .bind(&a.id)
+                .bind(&a.org_id)
+                .bind(a.at)
+                .bind(&a.actor_id)
+                .bind(&a.actor)
+                .bind(&a.token_id)
+                .bind(&a.token_kind)
+                .bind(&a.client)
+                .bind(&a.surface)
+                .bind(&a.action)
+                .bind(&a.target)
+                .bind(&a.args)
+                .bind(&a.outcome)
+                .bind(a.latency_ms)
+                .bind(&a.environment)
+                .bind(&a.request_id)
+                .bind(&a.client_ip)
+                .bind(&a.method);
+        }
+        q.execute(&mut *conn).await?;
+    }
     Ok(())
 }
 

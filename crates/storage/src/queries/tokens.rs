@@ -158,6 +158,10 @@ pub struct TokenPrincipalRow {
     pub role_id: Option<String>,
     pub role_name: Option<String>,
     pub role_permissions: Option<String>,
+    /// The org's MCP policy, read with the token so a call needs no second query.
+    pub mcp_enabled: i64,
+    pub allow_production: i64,
+    pub allow_write: i64,
 }
 
 pub async fn token_principal<'c>(
@@ -168,9 +172,11 @@ pub async fn token_principal<'c>(
         "SELECT t.id AS token_id, t.kind, t.scopes, t.environment, t.expires_at, t.revoked_at, t.last_used_at,
                 t.org_id, a.id AS account_id, a.email, a.display_name,
                 m.id AS membership_id, m.status AS membership_status,
-                r.id AS role_id, r.name AS role_name, r.permissions AS role_permissions
+                r.id AS role_id, r.name AS role_name, r.permissions AS role_permissions,
+                o.mcp_enabled, o.allow_production, o.allow_write
          FROM tokens t
          JOIN accounts a ON a.id = t.account_id
+         JOIN organizations o ON o.id = t.org_id
          LEFT JOIN memberships m ON m.org_id = t.org_id AND m.account_id = t.account_id
          LEFT JOIN roles r ON r.id = m.role_id
          WHERE t.token_hash = $1",

@@ -415,3 +415,19 @@ pub async fn list_commit_entries<'c>(
     .fetch_all(e)
     .await?)
 }
+
+/// Whether the member is one of the task's assignees.
+pub async fn is_task_assignee<'c>(
+    e: impl Exec<'c>,
+    task_id: &str,
+    membership_id: &str,
+) -> Result<bool> {
+    let n: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM task_assignees WHERE task_id = $1 AND membership_id = $2",
+    )
+    .bind(task_id)
+    .bind(membership_id)
+    .fetch_one(e)
+    .await?;
+    Ok(n > 0)
+}
