@@ -56,13 +56,18 @@ impl FromRequestParts<ApiState> for RequestInfo {
 
 /// Request metadata (request id, client address, time) for a surface.
 pub fn meta_for(parts: &Parts, state: &ApiState, surface: Surface) -> RequestMeta {
+    meta_for_http(parts, &state.http, surface)
+}
+
+/// [`meta_for`] for surfaces that have the HTTP settings but no [`ApiState`].
+pub fn meta_for_http(parts: &Parts, http: &HttpSettings, surface: Surface) -> RequestMeta {
     let mut meta = RequestMeta::new(surface, now_ms());
     meta.request_id = parts
         .headers
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    meta.client_ip = client_ip(parts, &state.http).map(|ip| ip.to_string());
+    meta.client_ip = client_ip(parts, http).map(|ip| ip.to_string());
     meta
 }
 

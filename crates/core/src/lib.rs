@@ -129,6 +129,16 @@ impl RequestMeta {
         self.audited.load(std::sync::atomic::Ordering::Acquire)
     }
 
+    /// The same request metadata for another request of the same HTTP
+    /// request (a JSON-RPC batch item): it gets its own audit event.
+    pub fn fork(&self) -> RequestMeta {
+        RequestMeta {
+            call: None,
+            audited: Default::default(),
+            ..self.clone()
+        }
+    }
+
     pub(crate) fn mark_audited(&self) {
         self.audited
             .store(true, std::sync::atomic::Ordering::Release);

@@ -1,6 +1,162 @@
 //! The MCP protocol surfaces: `/mcp` (Streamable HTTP, both protocol eras,
-//! on rmcp) and `/mcp/rpc` (plain JSON-RPC 2.0 with batches).
+//! on rmcp) and `/mcp/rpc` (plain JSON-RPC 2.0 with batches), and the
+//! protected-resource metadata (RFC 9728) that points clients at the
+//! authorization server.
 //!
-//! Empty until the MCP endpoint issue lands. Architecture Invariant (to
-//! keep): only this crate knows MCP and JSON-RPC wire formats; it turns a
-//! request into a call on the capability layer and back.
+//! Architecture Invariant: only this crate knows MCP and JSON-RPC wire
+//! formats (and rmcp); it authenticates the request, turns it into a call on
+//! the capability layer and maps the outcome back. It never decides who may
+//! do what: `switchboard-capabilities` and the core do.
+//!
+//! `/mcp` in short: [`guard::mcp_guard`] (Host/Origin, bearer token, the
+//! HTTP-level `insufficient_scope` refusal, session ownership) → rmcp's
+//! `StreamableHttpService` (era selection, sessions, SSE, header checks) →
+//! [`handler::OrgHandler`] → [`switchboard_capabilities::Capabilities`].
+
+mod guard;
+mod handler;
+mod rpc;
+mod sessions;
+mod wire;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use serde_json::json;
+use switchboard_api::HttpSettings;
+use switchboard_capabilities::Capabilities;
+use switchboard_core::Principal;
+use switchboard_domain::Scope;
+use tokio_util::sync::CancellationToken;
+
+pub use guard::HostRules;
+pub use rpc::MAX_BATCH;
+
+/// How often a session's `last_seen_at` is written (not on every request).
+const SESSION_TOUCH_MS: i64 = 60_000;
+
+/// What the MCP surfaces need. Cheap to clone.
+#[derive(Clone)]
+pub struct McpState {
+    pub caps: Capabilities,
+    pub http: Arc<HttpSettings>,
+    pub hosts: Arc<HostRules>,
+    pub max_body_bytes: usize,
+    /// Accept `?token=` on `/mcp/rpc` (off by default: URLs end up in logs).
+    pub allow_query_token: bool,
+}
+
+impl McpState {
+    fn public_base(&self) -> String {
+        self.http
+            .public_url
+            .as_str()
+            .trim_end_matches('/')
+            .to_owned()
+    }
+
+    /// The RFC 9728 metadata URL of the resource at `path`.
+    pub fn resource_metadata_url(&self, path: &str) -> String {
+        format!(
+            "{}/.well-known/oauth-protected-resource{path}",
+            self.public_base()
+        )
+    }
+
+    /// Whether `principal` may use session `id`: it must exist, be alive,
+    /// and have been opened by the same account in the same organization
+    /// (token rotation keeps both). `Err` is an internal failure's answer.
+    async fn session_owner_ok(
+        &self,
+        id: &str,
+        principal: &Principal,
+        now: i64,
+    ) -> Result<bool, axum::response::Response> {
+        let pool = self.caps.core().db().pool();
+        let row = switchboard_storage::mcp_session(pool, id)
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "could not read an MCP session");
+                (
+                    axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal error",
+                )
+                    .into_response()
+            })?;
+        let Some(row) = row else {
+            return Ok(false);
+        };
+        if row.last_seen_at < now - sessions::SESSION_IDLE_MS {
+            return Ok(false);
+        }
+        let owner_ok = row.account_id.as_deref() == Some(principal.account_id.as_str())
+            && row.org_id.as_deref() == Some(principal.org_id.as_str());
+        if owner_ok
+            && let Err(e) =
+                switchboard_storage::touch_mcp_session(pool, id, now, SESSION_TOUCH_MS).await
+        {
+            tracing::warn!(error = %e, "could not record MCP session activity");
+        }
+        Ok(owner_ok)
+    }
+}
+
+/// The MCP routes. Cancel the returned token at shutdown: it ends open
+/// sessions and SSE streams, which would otherwise hold the server open.
+pub fn router(state: McpState) -> (Router, CancellationToken) {
+    let cancel = CancellationToken::new();
+    let mut config = StreamableHttpServerConfig::default()
+        .with_allowed_hosts(state.hosts.rmcp_hosts())
+        .with_allowed_origins(state.hosts.rmcp_origins())
+        .with_max_request_body_bytes(state.max_body_bytes)
+        .with_cancellation_token(cancel.clone());
+    config.session_store = Some(Arc::new(sessions::DbSessionStore {
+        db: state.caps.core().db().clone(),
+    }));
+    let caps = state.caps.clone();
+    let service = StreamableHttpService::new(
+        move || Ok(handler::OrgHandler::new(caps.clone())),
+        Arc::new(LocalSessionManager::default()),
+        config,
+    );
+    sessions::spawn_reaper(state.caps.core().db().clone());
+    let mcp =
+        Router::new()
+            .route_service("/mcp", service)
+            .layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                guard::mcp_guard,
+            ));
+    let router = Router::new()
+        .merge(mcp)
+        .route("/mcp/rpc", post(rpc::rpc))
+        .route(
+            "/.well-known/oauth-protected-resource/mcp",
+            get(|s: State<McpState>| resource_metadata(s, "/mcp")),
+        )
+        .route(
+            "/.well-known/oauth-protected-resource/mcp/rpc",
+            get(|s: State<McpState>| resource_metadata(s, "/mcp/rpc")),
+        )
+        .with_state(state);
+    (router, cancel)
+}
+
+/// RFC 9728 protected-resource metadata.
+async fn resource_metadata(State(state): State<McpState>, path: &str) -> impl IntoResponse {
+    let base = state.public_base();
+    let scopes: Vec<&str> = Scope::ALL.iter().map(|s| s.as_str()).collect();
+    axum::Json(json!({
+        "resource": format!("{base}{path}"),
+        "authorization_servers": [base],
+        "scopes_supported": scopes,
+        "bearer_methods_supported": ["header"],
+        "resource_name": "Switchboard MCP",
+        "resource_documentation": format!("{base}/api/v1/openapi.json"),
+    }))
+}

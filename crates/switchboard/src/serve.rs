@@ -35,10 +35,12 @@ fn init_tracing(settings: &Settings) {
     };
 }
 
-/// Every surface on one router, with the cross-cutting layers.
-pub fn app(state: ApiState, request_timeout: std::time::Duration) -> Router {
+/// Every surface on one router, with the cross-cutting layers. The MCP
+/// routes are outside the request timeout: a legacy session's SSE stream
+/// stays open for as long as the client wants it.
+pub fn app(state: ApiState, mcp: Router, request_timeout: std::time::Duration) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
-    Router::new()
+    let timed = Router::new()
         .merge(switchboard_api::router(state.clone()))
         .merge(switchboard_web::router(state))
         .fallback(|| async {
@@ -48,11 +50,14 @@ pub fn app(state: ApiState, request_timeout: std::time::Duration) -> Router {
                 "no such route: see /api/v1/openapi.json",
             )
         })
-        .layer(CatchPanicLayer::new())
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             request_timeout,
-        ))
+        ));
+    Router::new()
+        .merge(mcp)
+        .merge(timed)
+        .layer(CatchPanicLayer::new())
         // Spans name the route pattern, never the raw URI: setup and
         // invitation links carry secrets in their path.
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
@@ -77,6 +82,34 @@ pub fn app(state: ApiState, request_timeout: std::time::Duration) -> Router {
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
 }
 
+/// The MCP surfaces: the org's own tools behind the one call path.
+fn mcp_router(
+    settings: &Settings,
+    core: &Core,
+    http: &Arc<HttpSettings>,
+) -> Result<(Router, tokio_util::sync::CancellationToken)> {
+    let org_tools = switchboard_capabilities::OrgTools::new(settings.mcp.page_size)
+        .map_err(anyhow::Error::msg)?;
+    let providers: Vec<Arc<dyn switchboard_capabilities::Provider>> = vec![Arc::new(org_tools)];
+    let caps = switchboard_capabilities::Capabilities::new(
+        core.clone(),
+        providers,
+        settings.mcp.page_size,
+    )
+    .map_err(anyhow::Error::msg)?;
+    let state = switchboard_protocol::McpState {
+        caps,
+        http: http.clone(),
+        hosts: Arc::new(switchboard_protocol::HostRules::new(
+            &http.public_url,
+            &settings.server.allowed_hosts,
+        )),
+        max_body_bytes: settings.mcp.max_body_bytes,
+        allow_query_token: settings.mcp.allow_query_token,
+    };
+    Ok(switchboard_protocol::router(state))
+}
+
 pub async fn serve(settings: Settings) -> Result<()> {
     init_tracing(&settings);
     let resolved = settings.resolve()?;
@@ -97,12 +130,14 @@ pub async fn serve(settings: Settings) -> Result<()> {
         max_body_bytes: settings.server.max_body_bytes,
         request_timeout: resolved.request_timeout,
     };
+    let http = Arc::new(http);
     let state = ApiState {
         core: core.clone(),
-        http: Arc::new(http),
+        http: http.clone(),
         started: Instant::now(),
     };
-    let app = app(state, resolved.request_timeout);
+    let (mcp, mcp_cancel) = mcp_router(&settings, &core, &http)?;
+    let app = app(state, mcp, resolved.request_timeout);
 
     tracing::info!(backend = db.backend().as_str(), %local, public_url = %public, "switchboard started");
     if let Some(secret) = core.issue_setup_token(switchboard_core::now_ms()).await? {
@@ -134,6 +169,8 @@ pub async fn serve(settings: Settings) -> Result<()> {
         signal = shutdown_signal() => {
             tracing::info!(signal, "shutting down: no new connections, finishing in-flight requests");
             let _ = stop_tx.send(());
+            // Ends MCP sessions' open SSE streams, which never finish by themselves.
+            mcp_cancel.cancel();
             match tokio::time::timeout(resolved.shutdown_grace, &mut server).await {
                 Ok(res) => res.context("server task")?.context("serving")?,
                 Err(_) => {

@@ -159,7 +159,10 @@ impl Default for ApiSettings {
 pub struct McpSettings {
     /// Accept `?token=` on `/mcp/rpc`. Discouraged: URLs end up in logs.
     pub allow_query_token: bool,
+    /// Page size of `tools/list` and of list tools called without `limit`.
     pub page_size: u32,
+    /// Largest MCP request body (a JSON-RPC batch on `/mcp/rpc` included).
+    pub max_body_bytes: usize,
 }
 
 impl Default for McpSettings {
@@ -167,6 +170,7 @@ impl Default for McpSettings {
         McpSettings {
             allow_query_token: false,
             page_size: 50,
+            max_body_bytes: 1024 * 1024,
         }
     }
 }
@@ -295,6 +299,15 @@ impl Settings {
                 "api.default_page_size must be between 1 and api.max_page_size ({})",
                 self.api.max_page_size
             );
+        }
+        if self.mcp.page_size == 0 || self.mcp.page_size > self.api.max_page_size {
+            bail!(
+                "mcp.page_size must be between 1 and api.max_page_size ({})",
+                self.api.max_page_size
+            );
+        }
+        if !(1024..=64 * 1024 * 1024).contains(&self.mcp.max_body_bytes) {
+            bail!("mcp.max_body_bytes must be between 1024 and 67108864");
         }
         if self.server.max_body_bytes < 1024 {
             bail!("server.max_body_bytes must be at least 1024");

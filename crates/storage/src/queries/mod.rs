@@ -6,6 +6,7 @@
 pub mod accounts;
 pub mod audit;
 pub mod auth;
+pub mod mcp;
 pub mod orgs;
 pub mod people;
 pub mod tokens;
@@ -14,6 +15,7 @@ pub mod work;
 pub use accounts::*;
 pub use audit::*;
 pub use auth::*;
+pub use mcp::*;
 pub use orgs::*;
 pub use people::*;
 pub use tokens::*;

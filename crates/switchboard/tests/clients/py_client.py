@@ -38,7 +38,10 @@ import anyio
 import httpx2
 from mcp import Client, MCPError
 from mcp.client.streamable_http import streamable_http_client
-from mcp_types import TextContent
+from mcp.types import TextContent
+
+if sys.version_info < (3, 11):  # mcp supports 3.10; anyio pulls in the backport there
+    from exceptiongroup import BaseExceptionGroup
 
 
 class _CallAction(argparse.Action):

@@ -1,0 +1,434 @@
+//! What stands in front of rmcp on `/mcp`: Host and Origin validation
+//! (DNS rebinding), bearer authentication with the resource-metadata
+//! challenge, the HTTP-level `insufficient_scope` refusal (a handler cannot
+//! set a status), and binding legacy sessions to the principal that opened
+//! them. rmcp never sees an unauthenticated request.
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use switchboard_capabilities::Denial;
+use switchboard_core::{CallInfo, CoreError, Ctx, Outcome, Principal, RequestMeta, Surface};
+use switchboard_domain::Scope;
+
+use crate::McpState;
+
+/// Allowed `Host` values: the public URL's authority and the operator's
+/// extra entries. An entry without a port admits any port.
+#[derive(Debug, Clone)]
+pub struct HostRules {
+    hosts: Vec<(String, Option<u16>)>,
+    origins: Vec<String>,
+}
+
+impl HostRules {
+    pub fn new(public_url: &url::Url, extra_hosts: &[String]) -> Self {
+        let mut hosts = Vec::new();
+        if let Some(h) = public_url.host_str() {
+            hosts.push((h.to_ascii_lowercase(), public_url.port_or_known_default()));
+        }
+        for e in extra_hosts {
+            hosts.push(split_host(&e.to_ascii_lowercase()));
+        }
+        let mut origins = vec![public_url.origin().ascii_serialization()];
+        for e in extra_hosts {
+            origins.push(format!("http://{}", e.to_ascii_lowercase()));
+            origins.push(format!("https://{}", e.to_ascii_lowercase()));
+        }
+        HostRules { hosts, origins }
+    }
+
+    /// The list rmcp's own check gets (the same rules, defence in depth).
+    pub fn rmcp_hosts(&self) -> Vec<String> {
+        self.hosts
+            .iter()
+            .map(|(h, p)| {
+                let h = if h.contains(':') {
+                    format!("[{h}]")
+                } else {
+                    h.clone()
+                };
+                match p {
+                    Some(p) => format!("{h}:{p}"),
+                    None => h,
+                }
+            })
+            .collect()
+    }
+
+    pub fn rmcp_origins(&self) -> Vec<String> {
+        self.origins.clone()
+    }
+
+    fn host_allowed(&self, value: &str) -> bool {
+        let (h, p) = split_host(&value.to_ascii_lowercase());
+        self.hosts.iter().any(|(host, port)| {
+            *host == h
+                && match port {
+                    None => true,
+                    Some(port) => p.unwrap_or(80) == *port,
+                }
+        })
+    }
+
+    fn origin_allowed(&self, origin: &str) -> bool {
+        let Ok(u) = url::Url::parse(origin) else {
+            return false;
+        };
+        let Some(h) = u.host_str() else {
+            return false;
+        };
+        let host = h
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_ascii_lowercase();
+        let port = u.port_or_known_default();
+        let public = self.origins.first().map(String::as_str)
+            == Some(u.origin().ascii_serialization().as_str());
+        public
+            || self
+                .hosts
+                .iter()
+                .skip(1)
+                .any(|(eh, ep)| *eh == host && ep.is_none_or(|p| Some(p) == port))
+    }
+
+    /// `Err` is the 403 (or 400) answer.
+    pub fn check(&self, headers: &HeaderMap) -> Result<(), Response> {
+        let host = match headers.get(header::HOST) {
+            None => {
+                return Err(plain(
+                    StatusCode::BAD_REQUEST,
+                    "Bad Request: missing Host header",
+                ));
+            }
+            Some(v) => v.to_str().map_err(|_| {
+                plain(
+                    StatusCode::BAD_REQUEST,
+                    "Bad Request: Invalid Host header encoding",
+                )
+            })?,
+        };
+        if !self.host_allowed(host) {
+            return Err(plain(
+                StatusCode::FORBIDDEN,
+                "Forbidden: Host header is not allowed (DNS rebinding protection): use the server's public URL, or add the host to server.allowed_hosts",
+            ));
+        }
+        if let Some(origin) = headers.get(header::ORIGIN) {
+            let ok = origin.to_str().is_ok_and(|o| self.origin_allowed(o));
+            if !ok {
+                return Err(plain(
+                    StatusCode::FORBIDDEN,
+                    "Forbidden: Origin header is not allowed (DNS rebinding protection)",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn split_host(v: &str) -> (String, Option<u16>) {
+    if let Some(rest) = v.strip_prefix('[') {
+        // [v6]:port
+        let (h, tail) = rest.split_once(']').unwrap_or((rest, ""));
+        let port = tail.strip_prefix(':').and_then(|p| p.parse().ok());
+        return (h.to_owned(), port);
+    }
+    match v.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') => (h.to_owned(), p.parse().ok()),
+        _ => (v.to_owned(), None),
+    }
+}
+
+fn plain(status: StatusCode, msg: &'static str) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        msg,
+    )
+        .into_response()
+}
+
+/// The bearer token of a request, if it has one.
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = v.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// 401 with the RFC 9728 challenge. With a token that failed, the reason
+/// goes in `error_description` (and the body): it never reveals the token.
+pub fn unauthorized(resource_metadata: &str, reason: Option<&str>) -> Response {
+    let challenge = match reason {
+        None => format!("Bearer resource_metadata=\"{resource_metadata}\""),
+        Some(r) => format!(
+            "Bearer error=\"invalid_token\", error_description=\"{}\", resource_metadata=\"{resource_metadata}\"",
+            r.replace(['"', '\\'], "'")
+        ),
+    };
+    let message = reason.unwrap_or(
+        "authentication required: send `Authorization: Bearer <token>` (a personal or org token, or an OAuth access token)",
+    );
+    let mut resp = (
+        StatusCode::UNAUTHORIZED,
+        axum::Json(json!({"jsonrpc": "2.0", "id": null, "error": {"code": crate::rpc::UNAUTHORIZED, "message": message}})),
+    )
+        .into_response();
+    if let Ok(v) = HeaderValue::from_str(&challenge) {
+        resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+    }
+    resp
+}
+
+/// 403 `insufficient_scope`, naming every scope needed, so the client can
+/// ask for them (step-up authorization).
+pub fn insufficient_scope(
+    resource_metadata: &str,
+    scopes: &[Scope],
+    message: &str,
+    id: Value,
+) -> Response {
+    let names: Vec<&str> = scopes.iter().map(|s| s.as_str()).collect();
+    let challenge = format!(
+        "Bearer error=\"insufficient_scope\", scope=\"{}\", resource_metadata=\"{resource_metadata}\", error_description=\"{}\"",
+        names.join(" "),
+        message.replace(['"', '\\'], "'")
+    );
+    let mut resp = (
+        StatusCode::FORBIDDEN,
+        axum::Json(json!({"jsonrpc": "2.0", "id": id, "error": {"code": crate::rpc::FORBIDDEN, "message": message, "data": {"scopes": names}}})),
+    )
+        .into_response();
+    if let Ok(v) = HeaderValue::from_str(&challenge) {
+        resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+    }
+    resp
+}
+
+/// Authenticates a request; `Err` is the answer to send.
+pub async fn authenticate(
+    state: &McpState,
+    token: Option<&str>,
+    resource_metadata: &str,
+) -> Result<Principal, Response> {
+    let Some(token) = token else {
+        return Err(unauthorized(resource_metadata, None));
+    };
+    match state
+        .caps
+        .core()
+        .authenticate_bearer(token, switchboard_core::now_ms())
+        .await
+    {
+        Ok(p) => Ok(p),
+        Err(CoreError::Unauthenticated(m)) => Err(unauthorized(resource_metadata, Some(&m))),
+        Err(e) => {
+            tracing::error!(error = %e, "authentication failed");
+            Err((StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response())
+        }
+    }
+}
+
+/// The middleware in front of rmcp's service on `/mcp`.
+pub async fn mcp_guard(State(state): State<McpState>, req: Request, next: Next) -> Response {
+    if let Err(resp) = state.hosts.check(req.headers()) {
+        return resp;
+    }
+    let prm = state.resource_metadata_url("/mcp");
+    let principal = match authenticate(&state, bearer(req.headers()), &prm).await {
+        Ok(p) => p,
+        Err(resp) => return resp,
+    };
+    let (mut parts, body) = req.into_parts();
+    let meta = switchboard_api::meta_for_http(&parts, &state.http, Surface::Mcp);
+
+    // A legacy session belongs to whoever opened it.
+    let session_id = parts
+        .headers
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    if let Some(id) = &session_id {
+        match state.session_owner_ok(id, &principal, meta.now_ms).await {
+            Ok(true) => {}
+            Ok(false) => {
+                return plain(StatusCode::NOT_FOUND, "Not Found: Session not found");
+            }
+            Err(resp) => return resp,
+        }
+    }
+
+    let mut is_initialize = false;
+    let body = if parts.method == Method::POST {
+        let bytes = match axum::body::to_bytes(body, state.max_body_bytes).await {
+            Ok(b) => b,
+            Err(_) => {
+                return (
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!(
+                        "Payload Too Large: an MCP request body may be at most {} bytes",
+                        state.max_body_bytes
+                    ),
+                )
+                    .into_response();
+            }
+        };
+        if let Some(resp) = precheck(&state, &principal, &meta, &bytes, &prm).await {
+            return resp;
+        }
+        is_initialize = serde_json::from_slice::<Value>(&bytes)
+            .ok()
+            .is_some_and(|v| v.get("method").and_then(Value::as_str) == Some("initialize"));
+        Body::from(bytes)
+    } else {
+        body
+    };
+    let is_delete = parts.method == Method::DELETE;
+    let account_id = principal.account_id.clone();
+    let org_id = principal.org_id.clone();
+    parts.extensions.insert(principal);
+    parts.extensions.insert(meta);
+    let resp = next.run(Request::from_parts(parts, body)).await;
+
+    if is_initialize
+        && let Some(id) = resp
+            .headers()
+            .get("mcp-session-id")
+            .and_then(|v| v.to_str().ok())
+        && let Err(e) = switchboard_storage::bind_mcp_session(
+            state.caps.core().db().pool(),
+            id,
+            &account_id,
+            &org_id,
+            switchboard_core::now_ms(),
+        )
+        .await
+    {
+        tracing::error!(error = %e, "could not record a new MCP session");
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "could not record the session",
+        )
+            .into_response();
+    }
+    if is_delete
+        && resp.status().is_success()
+        && let Some(id) = &session_id
+        && let Err(e) =
+            switchboard_storage::delete_mcp_session(state.caps.core().db().pool(), id).await
+    {
+        tracing::warn!(error = %e, "could not delete an ended MCP session");
+    }
+    resp
+}
+
+/// A `tools/call` whose only obstacle is a missing token scope is answered
+/// here, at the HTTP level, as the authorization spec asks.
+async fn precheck(
+    state: &McpState,
+    principal: &Principal,
+    meta: &RequestMeta,
+    body: &Bytes,
+    prm: &str,
+) -> Option<Response> {
+    let v: Value = serde_json::from_slice(body).ok()?;
+    if v.get("method")?.as_str()? != "tools/call" {
+        return None;
+    }
+    let params = v.get("params")?;
+    let name = params.get("name")?.as_str()?;
+    let Some(Denial::MissingScope { scopes, message }) = state.caps.precheck(principal, name)
+    else {
+        return None;
+    };
+    let mut meta = meta.clone();
+    meta.call = Some(CallInfo {
+        method: "tools/call".into(),
+        tool: Some(name.to_owned()),
+        arguments: params.get("arguments").cloned().unwrap_or(Value::Null),
+    });
+    let ctx = Ctx {
+        principal,
+        meta: &meta,
+    };
+    if let Err(e) = state
+        .caps
+        .core()
+        .record_request(ctx, None, Outcome::Denied, Some(&message))
+        .await
+    {
+        tracing::error!(error = %e, "could not audit a refusal");
+        return Some((StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response());
+    }
+    Some(insufficient_scope(
+        prm,
+        &scopes,
+        &message,
+        v.get("id").cloned().unwrap_or(Value::Null),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(host: &str, origin: Option<&str>) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, HeaderValue::from_str(host).unwrap());
+        if let Some(o) = origin {
+            h.insert(header::ORIGIN, HeaderValue::from_str(o).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn hosts_and_origins_follow_the_public_url_and_the_allow_list() {
+        let public = url::Url::parse("https://hub.example.com").unwrap();
+        let rules = HostRules::new(&public, &["localhost".into(), "10.0.0.5:8080".into()]);
+        assert!(rules.check(&headers("hub.example.com", None)).is_ok());
+        assert!(rules.check(&headers("HUB.example.com:443", None)).is_ok());
+        assert!(rules.check(&headers("hub.example.com:8443", None)).is_err());
+        assert!(rules.check(&headers("localhost:1234", None)).is_ok());
+        assert!(rules.check(&headers("10.0.0.5:8080", None)).is_ok());
+        assert!(rules.check(&headers("10.0.0.5:9090", None)).is_err());
+        assert!(rules.check(&headers("evil.example", None)).is_err());
+        assert!(
+            rules
+                .check(&headers("hub.example.com", Some("https://hub.example.com")))
+                .is_ok()
+        );
+        assert!(
+            rules
+                .check(&headers("localhost:3000", Some("http://localhost:3000")))
+                .is_ok()
+        );
+        let err = rules
+            .check(&headers("hub.example.com", Some("https://evil.example")))
+            .unwrap_err();
+        assert_eq!(err.status(), StatusCode::FORBIDDEN);
+        assert!(
+            rules
+                .check(&headers("hub.example.com", Some("null")))
+                .is_err()
+        );
+        let v6 = HostRules::new(&url::Url::parse("http://[::1]:9000").unwrap(), &[]);
+        assert!(v6.check(&headers("[::1]:9000", None)).is_ok());
+        assert!(v6.check(&headers("[::1]:9001", None)).is_err());
+    }
+
+    #[test]
+    fn bearer_is_case_insensitive_and_strict() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("bearer abc"),
+        );
+        assert_eq!(bearer(&h), Some("abc"));
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic abc"));
+        assert_eq!(bearer(&h), None);
+    }
+}

@@ -1,0 +1,43 @@
+//! Capabilities and call outcomes in MCP's wire types (rmcp's model).
+
+use rmcp::model::{CallToolResult, ContentBlock, Tool, ToolAnnotations};
+use switchboard_capabilities::{CallOutcome, Capability};
+
+/// A capability as an MCP tool.
+pub fn tool(cap: &Capability) -> Tool {
+    let mut t = Tool::new(
+        cap.name.clone(),
+        cap.description.clone(),
+        cap.input_schema.clone(),
+    )
+    .with_title(cap.title.clone())
+    .with_annotations(
+        ToolAnnotations::new()
+            .read_only(cap.hints.read_only)
+            .destructive(cap.hints.destructive)
+            .idempotent(cap.hints.idempotent)
+            .open_world(cap.hints.open_world),
+    );
+    if let Some(out) = &cap.output_schema {
+        t = t.with_raw_output_schema(out.clone());
+    }
+    t
+}
+
+/// A finished call as a tool result: refusals and failures are results
+/// with `isError: true` and a sentence the agent can relay; only an unknown
+/// tool (-32602) and our own failures (-32603) are protocol errors.
+pub fn tool_result(outcome: CallOutcome) -> Result<CallToolResult, rmcp::ErrorData> {
+    match outcome {
+        CallOutcome::Done(v) => Ok(CallToolResult::structured(v)),
+        CallOutcome::Refused(m)
+        | CallOutcome::MissingScope { message: m, .. }
+        | CallOutcome::InvalidArguments(m)
+        | CallOutcome::Failed(m) => Ok(CallToolResult::error(vec![ContentBlock::text(m)])),
+        CallOutcome::UnknownTool(m) => Err(rmcp::ErrorData::invalid_params(m, None)),
+        CallOutcome::Internal => Err(rmcp::ErrorData::internal_error(
+            "the server failed to run this tool; the error is in its log",
+            None,
+        )),
+    }
+}

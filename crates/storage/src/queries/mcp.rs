@@ -1,0 +1,108 @@
+//! Legacy (2025-11-25) MCP sessions, shared by every replica: the client's
+//! initialize params (replayed to rebuild the session elsewhere) and who
+//! opened it.
+
+use super::Exec;
+use crate::Result;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct McpSessionRow {
+    pub id: String,
+    pub init_params: Option<String>,
+    pub account_id: Option<String>,
+    pub org_id: Option<String>,
+    pub log_level: Option<String>,
+    pub created_at: i64,
+    pub last_seen_at: i64,
+}
+
+/// Records the initialize params (the transport's session store calls this).
+pub async fn save_mcp_session_params<'c>(
+    e: impl Exec<'c>,
+    id: &str,
+    init_params: &str,
+    now: i64,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO mcp_sessions (id, init_params, created_at, last_seen_at) VALUES ($1, $2, $3, $3)
+         ON CONFLICT (id) DO UPDATE SET init_params = excluded.init_params",
+    )
+    .bind(id)
+    .bind(init_params)
+    .bind(now)
+    .execute(e)
+    .await?;
+    Ok(())
+}
+
+/// Binds a new session to the principal that opened it.
+pub async fn bind_mcp_session<'c>(
+    e: impl Exec<'c>,
+    id: &str,
+    account_id: &str,
+    org_id: &str,
+    now: i64,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO mcp_sessions (id, account_id, org_id, created_at, last_seen_at) VALUES ($1, $2, $3, $4, $4)
+         ON CONFLICT (id) DO UPDATE SET account_id = excluded.account_id, org_id = excluded.org_id",
+    )
+    .bind(id)
+    .bind(account_id)
+    .bind(org_id)
+    .bind(now)
+    .execute(e)
+    .await?;
+    Ok(())
+}
+
+pub async fn mcp_session<'c>(e: impl Exec<'c>, id: &str) -> Result<Option<McpSessionRow>> {
+    Ok(sqlx::query_as(
+        "SELECT id, init_params, account_id, org_id, log_level, created_at, last_seen_at FROM mcp_sessions WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(e)
+    .await?)
+}
+
+/// Records activity, at most once per `interval` (no write on every request).
+pub async fn touch_mcp_session<'c>(
+    e: impl Exec<'c>,
+    id: &str,
+    now: i64,
+    interval: i64,
+) -> Result<()> {
+    sqlx::query("UPDATE mcp_sessions SET last_seen_at = $2 WHERE id = $1 AND last_seen_at <= $3")
+        .bind(id)
+        .bind(now)
+        .bind(now - interval)
+        .execute(e)
+        .await?;
+    Ok(())
+}
+
+pub async fn set_mcp_session_log_level<'c>(e: impl Exec<'c>, id: &str, level: &str) -> Result<()> {
+    sqlx::query("UPDATE mcp_sessions SET log_level = $2 WHERE id = $1")
+        .bind(id)
+        .bind(level)
+        .execute(e)
+        .await?;
+    Ok(())
+}
+
+pub async fn delete_mcp_session<'c>(e: impl Exec<'c>, id: &str) -> Result<bool> {
+    let r = sqlx::query("DELETE FROM mcp_sessions WHERE id = $1")
+        .bind(id)
+        .execute(e)
+        .await?;
+    Ok(r.rows_affected() > 0)
+}
+
+/// Deletes sessions idle since before `cutoff`; returns how many.
+pub async fn purge_mcp_sessions<'c>(e: impl Exec<'c>, cutoff: i64) -> Result<u64> {
+    let r = sqlx::query("DELETE FROM mcp_sessions WHERE last_seen_at < $1")
+        .bind(cutoff)
+        .execute(e)
+        .await?;
+    Ok(r.rows_affected())
+}
