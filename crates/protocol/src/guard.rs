@@ -277,6 +277,9 @@ pub async fn mcp_guard(State(state): State<McpState>, req: Request, next: Next) 
                     .into_response();
             }
         };
+        if let Some(resp) = malformed(&bytes) {
+            return resp;
+        }
         if let Some(resp) = precheck(&state, &principal, &meta, &bytes, &prm).await {
             return resp;
         }
@@ -324,6 +327,34 @@ pub async fn mcp_guard(State(state): State<McpState>, req: Request, next: Next) 
         tracing::warn!(error = %e, "could not delete an ended MCP session");
     }
     resp
+}
+
+/// A body that is not one JSON-RPC message gets a JSON-RPC error (rmcp
+/// would answer a bare 415): -32700 for broken JSON, -32600 for a batch
+/// (batches left MCP in 2025-06-18; `/mcp/rpc` takes them).
+fn malformed(body: &Bytes) -> Option<Response> {
+    let answer = |code: i64, message: String| {
+        (
+            StatusCode::BAD_REQUEST,
+            axum::Json(json!({"jsonrpc": "2.0", "id": null, "error": {"code": code, "message": message}})),
+        )
+            .into_response()
+    };
+    match serde_json::from_slice::<Value>(body) {
+        Err(e) => Some(answer(
+            crate::rpc::PARSE_ERROR,
+            format!("the body is not valid JSON: {e}"),
+        )),
+        Ok(Value::Array(_)) => Some(answer(
+            crate::rpc::INVALID_REQUEST,
+            "MCP takes one JSON-RPC message per POST; send batches to /mcp/rpc".into(),
+        )),
+        Ok(Value::Object(_)) => None,
+        Ok(_) => Some(answer(
+            crate::rpc::INVALID_REQUEST,
+            "a JSON-RPC message is a JSON object".into(),
+        )),
+    }
 }
 
 /// A `tools/call` whose only obstacle is a missing token scope is answered

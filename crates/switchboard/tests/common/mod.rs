@@ -3,6 +3,8 @@
 //! PostgreSQL database in the throwaway cluster `scripts/test.sh` starts.
 #![allow(dead_code)]
 
+pub mod mcp;
+
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
