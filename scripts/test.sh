@@ -8,6 +8,8 @@
 #   2. cargo clippy --workspace --all-targets -- -D warnings
 #   3. start a throwaway PostgreSQL cluster (scripts/pg-cluster.sh) and export
 #      SWITCHBOARD_TEST_POSTGRES_URL; it is stopped and deleted on exit
+#   3b. install (or reuse) the real MCP clients and the conformance suite
+#      (scripts/mcp-tools.sh) and export SWITCHBOARD_MCP_TOOLS
 #   4. build, then run every test: `cargo nextest run --workspace --no-fail-fast`,
 #      or `cargo test --workspace --no-fail-fast` when cargo-nextest is not
 #      installed. (There are no doctests; nextest would not run them.)
@@ -164,6 +166,16 @@ PG_DIR=$PG_TMP/pg
 SWITCHBOARD_TEST_POSTGRES_URL=$(./scripts/pg-cluster.sh start "$PG_DIR")
 export SWITCHBOARD_TEST_POSTGRES_URL
 printf 'SWITCHBOARD_TEST_POSTGRES_URL=%s\n' "$SWITCHBOARD_TEST_POSTGRES_URL"
+end_stage ok
+
+# ---------------------------------------------------------------------------
+# Stage 3b: the real MCP clients and the conformance suite (Node 22, the
+# Python and TypeScript SDKs, the Inspector CLI), cached in target/mcp-tools
+# ---------------------------------------------------------------------------
+begin_stage "3b. MCP client tools"
+SWITCHBOARD_MCP_TOOLS=${SWITCHBOARD_MCP_TOOLS:-$ROOT/target/mcp-tools}
+export SWITCHBOARD_MCP_TOOLS
+./scripts/mcp-tools.sh
 end_stage ok
 
 # ---------------------------------------------------------------------------

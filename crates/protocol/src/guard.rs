@@ -336,7 +336,9 @@ fn malformed(body: &Bytes) -> Option<Response> {
     let answer = |code: i64, message: String| {
         (
             StatusCode::BAD_REQUEST,
-            axum::Json(json!({"jsonrpc": "2.0", "id": null, "error": {"code": code, "message": message}})),
+            axum::Json(
+                json!({"jsonrpc": "2.0", "id": null, "error": {"code": code, "message": message}}),
+            ),
         )
             .into_response()
     };

@@ -290,7 +290,7 @@ async fn dispatch(
                     None,
                 ),
                 done @ (CallOutcome::Done(_) | CallOutcome::Failed(_)) => {
-                    match wire::tool_result(done).map(|r| serde_json::to_value(r)) {
+                    match wire::tool_result(done).map(serde_json::to_value) {
                         Ok(Ok(v)) => success(id, v),
                         _ => error(id, INTERNAL_ERROR, "could not encode the result", None),
                     }

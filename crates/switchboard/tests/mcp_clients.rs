@@ -8,6 +8,9 @@
 //! loopback proxy (`tests/clients/auth_proxy.mjs`) adds a test token and
 //! passes Host and Origin through unchanged: the product has no bypass.
 
+// A test that meets an unexpected shape should stop right there.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::io::{BufRead, BufReader};
@@ -27,40 +30,78 @@ fn run(cmd: &mut Command) -> (bool, String, String) {
 }
 
 /// Runs one of the client drivers and returns its JSON report.
-fn driver(program: &str, script: &str, url: &str, token: &str, mode: &str, calls: &[(&str, Value)]) -> Value {
+fn driver(
+    program: &str,
+    script: &str,
+    url: &str,
+    token: &str,
+    mode: &str,
+    calls: &[(&str, Value)],
+) -> Value {
     let tools = tools_dir();
     let mut cmd = Command::new(tools.join(program));
-    cmd.arg(clients_dir().join(script))
-        .args(["--url", url, "--token", token, "--mode", mode, "--timeout", "60"]);
+    cmd.arg(clients_dir().join(script)).args([
+        "--url",
+        url,
+        "--token",
+        token,
+        "--mode",
+        mode,
+        "--timeout",
+        "60",
+    ]);
     cmd.env("SWITCHBOARD_MCP_TOOLS", &tools);
     for (name, args) in calls {
         cmd.args(["--call", name, "--args", &args.to_string()]);
     }
     let (ok, stdout, stderr) = run(&mut cmd);
     assert!(ok, "{script} --mode {mode} failed:\n{stderr}\n{stdout}");
-    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{script} printed no JSON ({e}):\n{stdout}\n{stderr}"))
+    serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("{script} printed no JSON ({e}):\n{stdout}\n{stderr}"))
 }
 
 fn check_report(report: &Value, what: &str, expected_protocol: &str) {
     assert_eq!(report["protocol"], expected_protocol, "{what}: {report}");
-    let tools: Vec<&str> = report["tools"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    let tools: Vec<&str> = report["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
     for t in ["whoami", "listMyTasks", "updateTaskStatus", "getTask"] {
         assert!(tools.contains(&t), "{what}: {t} missing from {tools:?}");
     }
     let calls = report["calls"].as_array().unwrap();
     assert_eq!(calls[0]["name"], "whoami");
     assert_eq!(calls[0]["isError"], false, "{what}: {report}");
-    assert_eq!(calls[0]["structuredContent"]["account"]["email"], "ada@example.com");
+    assert_eq!(
+        calls[0]["structuredContent"]["account"]["email"],
+        "ada@example.com"
+    );
     assert_eq!(calls[1]["isError"], false, "{what}: {report}");
-    assert_eq!(calls[1]["structuredContent"]["items"][0]["title"], "ship it", "{what}: {report}");
+    assert_eq!(
+        calls[1]["structuredContent"]["items"][0]["title"], "ship it",
+        "{what}: {report}"
+    );
 }
 
 async fn owner_with_a_task(db: &TestDb, server: &Server) -> String {
     let token = db.token("ada@example.com", "acme", "personal", ALL_SCOPES);
     let api = Api::with_token(server, &token);
     let me = api.get("/api/v1/me").await.body;
-    let pid = api.post("/api/v1/projects", json!({"name": "P"})).await.body["id"].as_str().unwrap().to_owned();
-    let t = api.post("/api/v1/tasks", json!({"project_id": pid, "title": "ship it", "assignee_ids": [me["membership_id"]]})).await;
+    let pid = api
+        .post("/api/v1/projects", json!({"name": "P"}))
+        .await
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let t = api
+        .post(
+            "/api/v1/tasks",
+            json!({"project_id": pid, "title": "ship it", "assignee_ids": [me["membership_id"]]}),
+        )
+        .await;
     assert_eq!(t.status, 201);
     token
 }
@@ -78,7 +119,16 @@ async fn python_typescript_and_inspector_clients_list_and_call_tools() {
     check_report(&py("legacy"), "python legacy", V2025);
     check_report(&py("2026-07-28"), "python 2026-07-28", V2026);
     check_report(&py("auto"), "python auto", V2026);
-    let ts = |mode: &str| driver("node22/bin/node", "ts_client.mjs", &url, &token, mode, &calls);
+    let ts = |mode: &str| {
+        driver(
+            "node22/bin/node",
+            "ts_client.mjs",
+            &url,
+            &token,
+            mode,
+            &calls,
+        )
+    };
     check_report(&ts("legacy"), "typescript legacy", V2025);
     check_report(&ts("auto"), "typescript auto", V2026);
 
@@ -86,17 +136,44 @@ async fn python_typescript_and_inspector_clients_list_and_call_tools() {
     let tools = tools_dir();
     let (ok, _, _) = run(Command::new(tools.join("py/bin/python"))
         .arg(clients_dir().join("py_client.py"))
-        .args(["--url", &url, "--token", &"0".repeat(64), "--mode", "legacy", "--timeout", "30"]));
+        .args([
+            "--url",
+            &url,
+            "--token",
+            &"0".repeat(64),
+            "--mode",
+            "legacy",
+            "--timeout",
+            "30",
+        ]));
     assert!(!ok, "a bad token must not connect");
 
     // The Inspector CLI lists the tools.
     let (ok, stdout, stderr) = run(Command::new(tools.join("bin/mcp-inspector-cli"))
         .current_dir(db.dir.path())
-        .args(["--cli", &url, "--transport", "http", "--header", &format!("Authorization: Bearer {token}"), "--method", "tools/list"]));
+        .args([
+            "--cli",
+            &url,
+            "--transport",
+            "http",
+            "--header",
+            &format!("Authorization: Bearer {token}"),
+            "--method",
+            "tools/list",
+        ]));
     assert!(ok, "inspector failed: {stderr}");
-    let listed: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("inspector output ({e}): {stdout}"));
-    let names: Vec<&str> = listed["tools"].as_array().unwrap().iter().filter_map(|t| t["name"].as_str()).collect();
-    assert!(names.contains(&"whoami") && names.contains(&"listMyTasks"), "{names:?}");
+    let listed: Value = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("inspector output ({e}): {stdout}"));
+    let names: Vec<&str> = listed["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert!(
+        names.contains(&"whoami") && names.contains(&"listMyTasks"),
+        "{names:?}"
+    );
 
     // Each client request was audited with the client's surface and token.
     assert!(db.scalar_i64("SELECT COUNT(*) FROM audit_events WHERE surface = 'mcp' AND action = 'whoami' AND outcome = 'ok'").await >= 5);
@@ -122,8 +199,15 @@ fn start_proxy(target: &str, token: &str) -> (Proxy, u16) {
         .spawn()
         .expect("start the proxy");
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).expect("proxy line");
-    let port = line.trim().rsplit(':').next().and_then(|p| p.parse().ok()).unwrap_or_else(|| panic!("proxy said {line:?}"));
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .expect("proxy line");
+    let port = line
+        .trim()
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("proxy said {line:?}"));
     (Proxy(child), port)
 }
 
@@ -171,18 +255,35 @@ async fn the_official_conformance_scenarios_pass() {
     let tools = tools_dir();
     let mut failures = Vec::new();
     let mut passed = 0;
-    for (version, scenarios) in [("2025-11-25", SCENARIOS_2025), ("2026-07-28", SCENARIOS_2026)] {
+    for (version, scenarios) in [
+        ("2025-11-25", SCENARIOS_2025),
+        ("2026-07-28", SCENARIOS_2026),
+    ] {
         for scenario in scenarios.iter().copied() {
             let mut cmd = Command::new(tools.join("bin/conformance"));
-            cmd.current_dir(db.dir.path())
-                .args(["server", "--url", &url, "--scenario", scenario, "--spec-version", version]);
+            cmd.current_dir(db.dir.path()).args([
+                "server",
+                "--url",
+                &url,
+                "--scenario",
+                scenario,
+                "--spec-version",
+                version,
+            ]);
             if scenario == "server-stateless" {
                 cmd.arg("--expected-failures").arg(&expected);
             }
             let (ok, stdout, stderr) = run(&mut cmd);
-            let clean: String = stdout.replace(|c: char| c == '\u{1b}', "");
-            let summary = clean.lines().filter(|l| l.contains("Passed:") || l.contains("Baseline")).collect::<Vec<_>>().join(" | ");
-            eprintln!("conformance {version} {scenario}: {} {summary}", if ok { "ok" } else { "FAILED" });
+            let clean: String = stdout.replace('\u{1b}', "");
+            let summary = clean
+                .lines()
+                .filter(|l| l.contains("Passed:") || l.contains("Baseline"))
+                .collect::<Vec<_>>()
+                .join(" | ");
+            eprintln!(
+                "conformance {version} {scenario}: {} {summary}",
+                if ok { "ok" } else { "FAILED" }
+            );
             if ok {
                 passed += 1;
             } else {
@@ -190,6 +291,10 @@ async fn the_official_conformance_scenarios_pass() {
             }
         }
     }
-    assert!(failures.is_empty(), "conformance failures:\n{}", failures.join("\n\n"));
+    assert!(
+        failures.is_empty(),
+        "conformance failures:\n{}",
+        failures.join("\n\n")
+    );
     assert_eq!(passed, SCENARIOS_2025.len() + SCENARIOS_2026.len());
 }

@@ -35,12 +35,11 @@ pub struct Mcp {
 pub fn message(resp: &Resp) -> Value {
     if let Value::String(text) = &resp.body {
         for line in text.lines() {
-            if let Some(data) = line.strip_prefix("data:") {
-                if let Ok(v) = serde_json::from_str::<Value>(data.trim())
-                    && (v.get("result").is_some() || v.get("error").is_some())
-                {
-                    return v;
-                }
+            if let Some(data) = line.strip_prefix("data:")
+                && let Ok(v) = serde_json::from_str::<Value>(data.trim())
+                && (v.get("result").is_some() || v.get("error").is_some())
+            {
+                return v;
             }
         }
     }
@@ -63,7 +62,12 @@ impl Mcp {
     }
 
     /// POSTs a raw body with the given protocol-version header.
-    pub async fn post_raw(&self, body: String, version: Option<&str>, extra: &[(&str, &str)]) -> Resp {
+    pub async fn post_raw(
+        &self,
+        body: String,
+        version: Option<&str>,
+        extra: &[(&str, &str)],
+    ) -> Resp {
         let mut req = self
             .http
             .post(&self.url)
