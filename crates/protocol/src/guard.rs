@@ -20,7 +20,9 @@ use crate::McpState;
 /// extra entries. An entry without a port admits any port.
 #[derive(Debug, Clone)]
 pub struct HostRules {
-    hosts: Vec<(String, Option<u16>)>,
+    /// (host, required port, whether a Host without a port matches: it
+    /// means the scheme's default port, which is the public URL's).
+    hosts: Vec<(String, Option<u16>, bool)>,
     origins: Vec<String>,
 }
 
@@ -28,10 +30,17 @@ impl HostRules {
     pub fn new(public_url: &url::Url, extra_hosts: &[String]) -> Self {
         let mut hosts = Vec::new();
         if let Some(h) = public_url.host_str() {
-            hosts.push((h.to_ascii_lowercase(), public_url.port_or_known_default()));
+            hosts.push((
+                h.trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .to_ascii_lowercase(),
+                public_url.port_or_known_default(),
+                public_url.port().is_none(),
+            ));
         }
         for e in extra_hosts {
-            hosts.push(split_host(&e.to_ascii_lowercase()));
+            let (h, p) = split_host(&e.to_ascii_lowercase());
+            hosts.push((h, p, false));
         }
         let mut origins = vec![public_url.origin().ascii_serialization()];
         for e in extra_hosts {
@@ -45,7 +54,7 @@ impl HostRules {
     pub fn rmcp_hosts(&self) -> Vec<String> {
         self.hosts
             .iter()
-            .map(|(h, p)| {
+            .map(|(h, p, _)| {
                 let h = if h.contains(':') {
                     format!("[{h}]")
                 } else {
@@ -65,11 +74,12 @@ impl HostRules {
 
     fn host_allowed(&self, value: &str) -> bool {
         let (h, p) = split_host(&value.to_ascii_lowercase());
-        self.hosts.iter().any(|(host, port)| {
+        self.hosts.iter().any(|(host, port, default_ok)| {
             *host == h
-                && match port {
-                    None => true,
-                    Some(port) => p.unwrap_or(80) == *port,
+                && match (port, p) {
+                    (None, _) => true,
+                    (Some(want), Some(got)) => got == *want,
+                    (Some(_), None) => *default_ok,
                 }
         })
     }
@@ -93,7 +103,7 @@ impl HostRules {
                 .hosts
                 .iter()
                 .skip(1)
-                .any(|(eh, ep)| *eh == host && ep.is_none_or(|p| Some(p) == port))
+                .any(|(eh, ep, _)| *eh == host && ep.is_none_or(|p| Some(p) == port))
     }
 
     /// `Err` is the 403 (or 400) answer.
