@@ -115,11 +115,13 @@ need_wrk() {
 need_wrk
 command -v curl >/dev/null || die "curl is missing: apt-get install curl"
 
+BUILD_SECONDS=0
 if [[ ${SKIP_BUILD:-0} != 1 ]]; then
   say "building (release)…"
   (cd "$ROOT" && cargo build --release --quiet -p switchboard </dev/null) || die "build failed"
   (cd "$ROOT" && cargo build --release --quiet -p switchboard-protocol --example bench_ceiling </dev/null) ||
     die "build of the ceiling failed"
+  BUILD_SECONDS=$((SECONDS - START_SECONDS))
 fi
 [[ -x $SWITCHBOARD_BIN ]] || die "$SWITCHBOARD_BIN is missing (run without SKIP_BUILD=1)"
 [[ -x $CEILING_BIN ]] || die "$CEILING_BIN is missing (run without SKIP_BUILD=1)"
@@ -325,7 +327,7 @@ forget_pid "$SB_PID"
 # ---------------------------------------------------------------- summary
 
 echo
-echo "Summary ($REQUESTS requests per scenario, $CONNECTIONS connections; took $((SECONDS - START_SECONDS)) s; load average now $(loadavg))"
+echo "Summary ($REQUESTS requests per scenario, $CONNECTIONS connections; took $((SECONDS - START_SECONDS - BUILD_SECONDS)) s + $BUILD_SECONDS s build; load average now $(loadavg))"
 header
 for i in "${!NAMES[@]}"; do
   printf_row "${NAMES[$i]}" "${COUNTS[$i]}" "${ERRORS[$i]}" "${RPS[$i]}" "${P50[$i]}" "${P99[$i]}" \
