@@ -631,24 +631,28 @@ impl Provider for OrgTools {
     ) -> Result<Value, CoreError> {
         match capability.name.as_str() {
             "whoami" => {
-                let me = core.me(ctx).await?;
+                // Everything is in the principal, rebuilt from the database
+                // for this request: no further query.
                 let p = ctx.principal;
                 let policy = p.mcp_policy.unwrap_or_default();
                 out(WhoAmI {
                     account: WhoAccount {
-                        id: me.account.id,
-                        email: me.account.email,
-                        display_name: me.account.display_name,
+                        id: p.account_id.clone(),
+                        email: p.email.clone(),
+                        display_name: p.display_name.clone(),
                     },
                     org: WhoOrg {
-                        id: me.org.id,
-                        slug: me.org.slug,
-                        name: me.org.name,
+                        id: p.org_id.clone(),
+                        slug: p.org_slug.clone(),
+                        name: p.org_name.clone(),
                     },
-                    membership_id: me.membership_id,
-                    role: me.role,
+                    membership_id: p.membership_id.clone(),
+                    role: p.role_name.clone(),
                     token_kind: p.token_kind().map(|k| k.as_str().to_owned()),
-                    scopes: me.scopes.unwrap_or_default(),
+                    scopes: p
+                        .scopes()
+                        .map(|s| s.iter().map(|x| x.as_str().to_owned()).collect())
+                        .unwrap_or_default(),
                     environment: match &p.credential {
                         switchboard_core::Credential::Token {
                             environment: Some(e),

@@ -531,6 +531,8 @@ impl Core {
             email: row.email,
             display_name: row.display_name,
             org_id: row.org_id,
+            org_slug: row.org_slug,
+            org_name: row.org_name,
             membership_id,
             role_name,
             permissions,
@@ -613,11 +615,18 @@ impl Core {
         {
             tracing::warn!(error = %e, "could not extend the session");
         }
+        let org = storage::org_by_id(self.db.pool(), &org_id)
+            .await?
+            .ok_or_else(|| {
+                CoreError::Unauthenticated("the organization no longer exists".into())
+            })?;
         Ok(Principal {
             account_id: account.id,
             email: account.email,
             display_name: account.display_name,
             org_id,
+            org_slug: org.slug,
+            org_name: org.name,
             membership_id: member.id,
             role_name: Some(member.role_name),
             permissions: parse_permissions(&member.role_permissions)?,
@@ -645,6 +654,8 @@ impl Core {
             account_id: member.account_id,
             email: member.email,
             display_name: member.display_name,
+            org_slug: org.slug.clone(),
+            org_name: org.name.clone(),
             org_id: org.id,
             membership_id: member.id,
             role_name: Some(member.role_name),

@@ -15,6 +15,9 @@ pub struct Principal {
     pub email: String,
     pub display_name: String,
     pub org_id: String,
+    /// The organization's slug and name, for answers like `whoami`.
+    pub org_slug: String,
+    pub org_name: String,
     /// The caller's membership (for an org token: its creator's).
     pub membership_id: String,
     /// The role's name, for messages and `/me`; `None` for org tokens, which have no role.
@@ -127,6 +130,8 @@ mod tests {
             email: "a@x.io".into(),
             display_name: "A".into(),
             org_id: "o".into(),
+            org_slug: "o".into(),
+            org_name: "O".into(),
             membership_id: "m".into(),
             role_name: Some(role.as_str().into()),
             permissions: role.permissions(),

@@ -501,18 +501,45 @@ impl Core {
             requirement_id: q.requirement_id,
         };
         let p = self.page(&page)?;
-        let mut conn = self
-            .db
-            .pool()
-            .acquire()
-            .await
-            .map_err(storage::StorageError::from)?;
-        let rows = storage::list_tasks(&mut *conn, &ctx.principal.org_id, &filter, &p).await?;
+        let pool = self.db.pool();
+        let rows = storage::list_tasks(pool, &ctx.principal.org_id, &filter, &p).await?;
         let (rows, more) = split_page(rows, p.limit);
-        let mut items = Vec::new();
-        for t in rows {
-            items.push(self.task_view(&mut conn, t).await?);
+        // Three queries per page, not two per task.
+        let ids: Vec<String> = rows.iter().map(|t| t.id.clone()).collect();
+        let mut assignees: std::collections::HashMap<String, Vec<AssigneeView>> =
+            std::collections::HashMap::new();
+        for (task_id, membership_id, email, display_name) in
+            storage::assignees_of_tasks(pool, &ids).await?
+        {
+            assignees.entry(task_id).or_default().push(AssigneeView {
+                membership_id,
+                email,
+                display_name,
+            });
         }
+        let mut requirements: std::collections::HashMap<String, Vec<String>> =
+            std::collections::HashMap::new();
+        for (task_id, requirement_id) in storage::requirement_ids_of_tasks(pool, &ids).await? {
+            requirements
+                .entry(task_id)
+                .or_default()
+                .push(requirement_id);
+        }
+        let items = rows
+            .into_iter()
+            .map(|t| TaskView {
+                assignees: assignees.remove(&t.id).unwrap_or_default(),
+                requirement_ids: requirements.remove(&t.id).unwrap_or_default(),
+                created_at: crate::views::rfc3339(t.created_at),
+                updated_at: crate::views::rfc3339(t.updated_at),
+                id: t.id,
+                project_id: t.project_id,
+                title: t.title,
+                description: t.description,
+                status: t.status,
+                priority: t.priority,
+            })
+            .collect();
         Ok(Page::new(items, more, |v| v.id.clone()))
     }
 

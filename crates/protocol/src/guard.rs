@@ -287,15 +287,14 @@ pub async fn mcp_guard(State(state): State<McpState>, req: Request, next: Next) 
                     .into_response();
             }
         };
-        if let Some(resp) = malformed(&bytes) {
+        let message = match parse_message(&bytes) {
+            Ok(v) => v,
+            Err(resp) => return resp,
+        };
+        if let Some(resp) = precheck(&state, &principal, &meta, &message, &prm).await {
             return resp;
         }
-        if let Some(resp) = precheck(&state, &principal, &meta, &bytes, &prm).await {
-            return resp;
-        }
-        is_initialize = serde_json::from_slice::<Value>(&bytes)
-            .ok()
-            .is_some_and(|v| v.get("method").and_then(Value::as_str) == Some("initialize"));
+        is_initialize = message.get("method").and_then(Value::as_str) == Some("initialize");
         Body::from(bytes)
     } else {
         body
@@ -339,10 +338,10 @@ pub async fn mcp_guard(State(state): State<McpState>, req: Request, next: Next) 
     resp
 }
 
-/// A body that is not one JSON-RPC message gets a JSON-RPC error (rmcp
-/// would answer a bare 415): -32700 for broken JSON, -32600 for a batch
-/// (batches left MCP in 2025-06-18; `/mcp/rpc` takes them).
-fn malformed(body: &Bytes) -> Option<Response> {
+/// The one JSON-RPC message of a POST. A body that is not one gets a
+/// JSON-RPC error (rmcp would answer a bare 415): -32700 for broken JSON,
+/// -32600 for a batch (batches left MCP in 2025-06-18; `/mcp/rpc` takes them).
+fn parse_message(body: &Bytes) -> Result<Value, Response> {
     let answer = |code: i64, message: String| {
         (
             StatusCode::BAD_REQUEST,
@@ -353,16 +352,16 @@ fn malformed(body: &Bytes) -> Option<Response> {
             .into_response()
     };
     match serde_json::from_slice::<Value>(body) {
-        Err(e) => Some(answer(
+        Err(e) => Err(answer(
             crate::rpc::PARSE_ERROR,
             format!("the body is not valid JSON: {e}"),
         )),
-        Ok(Value::Array(_)) => Some(answer(
+        Ok(Value::Array(_)) => Err(answer(
             crate::rpc::INVALID_REQUEST,
             "MCP takes one JSON-RPC message per POST; send batches to /mcp/rpc".into(),
         )),
-        Ok(Value::Object(_)) => None,
-        Ok(_) => Some(answer(
+        Ok(v @ Value::Object(_)) => Ok(v),
+        Ok(_) => Err(answer(
             crate::rpc::INVALID_REQUEST,
             "a JSON-RPC message is a JSON object".into(),
         )),
@@ -375,10 +374,9 @@ async fn precheck(
     state: &McpState,
     principal: &Principal,
     meta: &RequestMeta,
-    body: &Bytes,
+    v: &Value,
     prm: &str,
 ) -> Option<Response> {
-    let v: Value = serde_json::from_slice(body).ok()?;
     if v.get("method")?.as_str()? != "tools/call" {
         return None;
     }

@@ -23,7 +23,7 @@ use crate::settings::Settings;
 
 fn init_tracing(settings: &Settings) {
     let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(format!("{},sqlx=warn", settings.log.level)))
+        .or_else(|_| EnvFilter::try_new(format!("{},sqlx=warn,rmcp=warn", settings.log.level)))
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -152,6 +152,13 @@ pub async fn serve(settings: Settings) -> Result<()> {
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
+        // Streamed answers (MCP's SSE) end with a small write; with Nagle's
+        // algorithm on, it waits ~40 ms for the client's delayed ACK.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "could not set TCP_NODELAY");
+            }
+        });
         axum::serve(
             listener,
             app.into_make_service_with_connect_info::<SocketAddr>(),

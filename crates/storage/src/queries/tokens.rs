@@ -162,6 +162,8 @@ pub struct TokenPrincipalRow {
     pub mcp_enabled: i64,
     pub allow_production: i64,
     pub allow_write: i64,
+    pub org_slug: String,
+    pub org_name: String,
 }
 
 pub async fn token_principal<'c>(
@@ -173,7 +175,8 @@ pub async fn token_principal<'c>(
                 t.org_id, a.id AS account_id, a.email, a.display_name,
                 m.id AS membership_id, m.status AS membership_status,
                 r.id AS role_id, r.name AS role_name, r.permissions AS role_permissions,
-                o.mcp_enabled, o.allow_production, o.allow_write
+                o.mcp_enabled, o.allow_production, o.allow_write,
+                o.slug AS org_slug, o.name AS org_name
          FROM tokens t
          JOIN accounts a ON a.id = t.account_id
          JOIN organizations o ON o.id = t.org_id

@@ -431,3 +431,48 @@ pub async fn is_task_assignee<'c>(
     .await?;
     Ok(n > 0)
 }
+
+fn in_list(b: &mut SqlBuilder, ids: &[String]) {
+    b.push("(");
+    for (i, id) in ids.iter().enumerate() {
+        if i > 0 {
+            b.push(", ");
+        }
+        b.bind(Arg::Text(id.clone()));
+    }
+    b.push(")");
+}
+
+/// The assignees of many tasks in one query (for a page of tasks):
+/// (task id, membership id, email, display name), by task then email.
+pub async fn assignees_of_tasks<'c>(
+    e: impl Exec<'c>,
+    task_ids: &[String],
+) -> Result<Vec<(String, String, String, String)>> {
+    if task_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut b = SqlBuilder::new(
+        "SELECT ta.task_id, m.id, a.email, a.display_name FROM task_assignees ta
+         JOIN memberships m ON m.id = ta.membership_id JOIN accounts a ON a.id = m.account_id
+         WHERE ta.task_id IN ",
+    );
+    in_list(&mut b, task_ids);
+    b.push(" ORDER BY ta.task_id, a.email");
+    Ok(b.query_as().fetch_all(e).await?)
+}
+
+/// The linked requirement ids of many tasks in one query: (task id, requirement id).
+pub async fn requirement_ids_of_tasks<'c>(
+    e: impl Exec<'c>,
+    task_ids: &[String],
+) -> Result<Vec<(String, String)>> {
+    if task_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut b =
+        SqlBuilder::new("SELECT task_id, requirement_id FROM task_requirements WHERE task_id IN ");
+    in_list(&mut b, task_ids);
+    b.push(" ORDER BY task_id, requirement_id");
+    Ok(b.query_as().fetch_all(e).await?)
+}
