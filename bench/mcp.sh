@@ -13,6 +13,8 @@
 #   TASKS=N         tasks assigned to the caller (default 20)
 #   MAX_SECONDS=N   safety limit on one wrk run (default 300)
 #   SKIP_BUILD=1    use the binaries already in target/release
+#   PROFILE=debug   build and run the dev profile instead (the test command's
+#                   smoke run reuses its test build; figures mean little then)
 #   CARGO_TARGET_DIR, SWITCHBOARD_LOG__LEVEL… are honoured as usual.
 #
 # Steps: build (release) → run the ceiling (a bare rmcp server, example
@@ -28,8 +30,14 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BENCH=$ROOT/bench
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-SWITCHBOARD_BIN=$TARGET_DIR/release/switchboard
-CEILING_BIN=$TARGET_DIR/release/examples/bench_ceiling
+PROFILE=${PROFILE:-release}
+case $PROFILE in
+  release) PROFILE_DIR=release; PROFILE_FLAG=(--release) ;;
+  debug) PROFILE_DIR=debug; PROFILE_FLAG=() ;;
+  *) echo "PROFILE must be release or debug, not '$PROFILE'" >&2; exit 2 ;;
+esac
+SWITCHBOARD_BIN=$TARGET_DIR/$PROFILE_DIR/switchboard
+CEILING_BIN=$TARGET_DIR/$PROFILE_DIR/examples/bench_ceiling
 
 SMOKE=${SMOKE:-0}
 if [[ $SMOKE == 1 ]]; then
@@ -117,9 +125,9 @@ command -v curl >/dev/null || die "curl is missing: apt-get install curl"
 
 BUILD_SECONDS=0
 if [[ ${SKIP_BUILD:-0} != 1 ]]; then
-  say "building (release)…"
-  (cd "$ROOT" && cargo build --release --quiet -p switchboard </dev/null) || die "build failed"
-  (cd "$ROOT" && cargo build --release --quiet -p switchboard-protocol --example bench_ceiling </dev/null) ||
+  say "building ($PROFILE)…"
+  (cd "$ROOT" && cargo build "${PROFILE_FLAG[@]}" --quiet -p switchboard </dev/null) || die "build failed"
+  (cd "$ROOT" && cargo build "${PROFILE_FLAG[@]}" --quiet -p switchboard-protocol --example bench_ceiling </dev/null) ||
     die "build of the ceiling failed"
   BUILD_SECONDS=$((SECONDS - START_SECONDS))
 fi

@@ -10,6 +10,7 @@
 #      SWITCHBOARD_TEST_POSTGRES_URL; it is stopped and deleted on exit
 #   3b. install (or reuse) the real MCP clients and the conformance suite
 #      (scripts/mcp-tools.sh) and export SWITCHBOARD_MCP_TOOLS
+#   5. the MCP benchmark in smoke mode (SMOKE=1 PROFILE=debug bench/mcp.sh)
 #   4. build, then run every test: `cargo nextest run --workspace --no-fail-fast`,
 #      or `cargo test --workspace --no-fail-fast` when cargo-nextest is not
 #      installed. (There are no doctests; nextest would not run them.)
@@ -207,5 +208,15 @@ fi
 TEST_RC=${PIPESTATUS[0]}
 set -e
 if [ "$TEST_RC" -eq 0 ]; then end_stage ok; else end_stage "FAILED (exit $TEST_RC)"; fi
+
+# ---------------------------------------------------------------------------
+# Stage 5: the MCP benchmark in smoke mode (a few hundred requests per
+# scenario on the test build): it proves the benchmark runs and every
+# request succeeds under load; the figures themselves come from a full
+# release run by hand (bench/README.md).
+# ---------------------------------------------------------------------------
+begin_stage "5. benchmark smoke (bench/mcp.sh)"
+SMOKE=1 PROFILE=debug ./bench/mcp.sh </dev/null
+end_stage ok
 
 exit "$TEST_RC"
