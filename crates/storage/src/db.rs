@@ -85,6 +85,10 @@ impl Db {
                 Backend::Postgres => opts.max_connections,
             })
             .acquire_timeout(opts.acquire_timeout)
+            // A SQLite connection is a local file that cannot go stale: a
+            // ping before every acquire would only add a round trip to the
+            // connection's worker thread on every query.
+            .test_before_acquire(backend == Backend::Postgres)
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
