@@ -140,7 +140,12 @@ fn main() -> ExitCode {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?;
-        runtime.block_on(run(cli.command, settings))
+        let result = runtime.block_on(run(cli.command, settings));
+        // A task still alive at this point (an MCP session's worker, the
+        // audit writer, a connection's destructor) must not keep the
+        // process from exiting: shutdown stays bounded.
+        runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+        result
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
