@@ -653,13 +653,7 @@ impl Provider for OrgTools {
                         .scopes()
                         .map(|s| s.iter().map(|x| x.as_str().to_owned()).collect())
                         .unwrap_or_default(),
-                    environment: match &p.credential {
-                        switchboard_core::Credential::Token {
-                            environment: Some(e),
-                            ..
-                        } => Some(e.as_str().to_owned()),
-                        _ => None,
-                    },
+                    environment: p.environment().map(|e| e.as_str().to_owned()),
                     mcp_policy: WhoPolicy {
                         mcp_enabled: policy.enabled,
                         allow_write: policy.allow_write,

@@ -195,13 +195,7 @@ fn row(
         args: args.to_string(),
         outcome: outcome.to_owned(),
         latency_ms: Some(latency_ms),
-        environment: match &p.credential {
-            crate::Credential::Token {
-                environment: Some(e),
-                ..
-            } => Some(e.as_str().to_owned()),
-            _ => None,
-        },
+        environment: p.environment().map(|e| e.as_str().to_owned()),
         request_id: ctx.meta.request_id.clone(),
         client_ip: ctx.meta.client_ip.clone(),
         method,

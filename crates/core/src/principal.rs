@@ -101,6 +101,14 @@ impl Principal {
         }
     }
 
+    /// The environment the token is restricted to, if any.
+    pub fn environment(&self) -> Option<Environment> {
+        match &self.credential {
+            Credential::Token { environment, .. } => *environment,
+            _ => None,
+        }
+    }
+
     pub fn scopes(&self) -> Option<&BTreeSet<Scope>> {
         match &self.credential {
             Credential::Token { scopes, .. } => Some(scopes),

@@ -130,6 +130,26 @@ fn text(field: &str, v: &str) -> Result<String, CoreError> {
     Ok(v.to_owned())
 }
 
+/// A task's view from its row and what is loaded beside it.
+fn task_view_from(
+    t: TaskRow,
+    assignees: Vec<AssigneeView>,
+    requirement_ids: Vec<String>,
+) -> TaskView {
+    TaskView {
+        assignees,
+        requirement_ids,
+        created_at: crate::views::rfc3339(t.created_at),
+        updated_at: crate::views::rfc3339(t.updated_at),
+        id: t.id,
+        project_id: t.project_id,
+        title: t.title,
+        description: t.description,
+        status: t.status,
+        priority: t.priority,
+    }
+}
+
 fn priority(v: &str) -> Result<Priority, CoreError> {
     v.parse().map_err(|m| CoreError::invalid("priority", m))
 }
@@ -150,18 +170,7 @@ impl Core {
             })
             .collect();
         let requirement_ids = storage::task_requirement_ids(&mut *conn, &t.id).await?;
-        Ok(TaskView {
-            assignees,
-            requirement_ids,
-            created_at: crate::views::rfc3339(t.created_at),
-            updated_at: crate::views::rfc3339(t.updated_at),
-            id: t.id,
-            project_id: t.project_id,
-            title: t.title,
-            description: t.description,
-            status: t.status,
-            priority: t.priority,
-        })
+        Ok(task_view_from(t, assignees, requirement_ids))
     }
 
     async fn check_reach(
@@ -527,17 +536,10 @@ impl Core {
         }
         let items = rows
             .into_iter()
-            .map(|t| TaskView {
-                assignees: assignees.remove(&t.id).unwrap_or_default(),
-                requirement_ids: requirements.remove(&t.id).unwrap_or_default(),
-                created_at: crate::views::rfc3339(t.created_at),
-                updated_at: crate::views::rfc3339(t.updated_at),
-                id: t.id,
-                project_id: t.project_id,
-                title: t.title,
-                description: t.description,
-                status: t.status,
-                priority: t.priority,
+            .map(|t| {
+                let a = assignees.remove(&t.id).unwrap_or_default();
+                let r = requirements.remove(&t.id).unwrap_or_default();
+                task_view_from(t, a, r)
             })
             .collect();
         Ok(Page::new(items, more, |v| v.id.clone()))

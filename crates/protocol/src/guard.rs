@@ -183,12 +183,17 @@ pub fn unauthorized(resource_metadata: &str, reason: Option<&str>) -> Response {
     let message = reason.unwrap_or(
         "authentication required: send `Authorization: Bearer <token>` (a personal or org token, or an OAuth access token)",
     );
-    let mut resp = (
+    challenged(
         StatusCode::UNAUTHORIZED,
-        axum::Json(json!({"jsonrpc": "2.0", "id": null, "error": {"code": crate::rpc::UNAUTHORIZED, "message": message}})),
+        json!({"jsonrpc": "2.0", "id": null, "error": {"code": crate::rpc::UNAUTHORIZED, "message": message}}),
+        &challenge,
     )
-        .into_response();
-    if let Ok(v) = HeaderValue::from_str(&challenge) {
+}
+
+/// A JSON answer carrying a `WWW-Authenticate` challenge.
+fn challenged(status: StatusCode, body: Value, challenge: &str) -> Response {
+    let mut resp = (status, axum::Json(body)).into_response();
+    if let Ok(v) = HeaderValue::from_str(challenge) {
         resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
     }
     resp
@@ -208,15 +213,11 @@ pub fn insufficient_scope(
         names.join(" "),
         message.replace(['"', '\\'], "'")
     );
-    let mut resp = (
+    challenged(
         StatusCode::FORBIDDEN,
-        axum::Json(json!({"jsonrpc": "2.0", "id": id, "error": {"code": crate::rpc::FORBIDDEN, "message": message, "data": {"scopes": names}}})),
+        json!({"jsonrpc": "2.0", "id": id, "error": {"code": crate::rpc::FORBIDDEN, "message": message, "data": {"scopes": names}}}),
+        &challenge,
     )
-        .into_response();
-    if let Ok(v) = HeaderValue::from_str(&challenge) {
-        resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
-    }
-    resp
 }
 
 /// Authenticates a request; `Err` is the answer to send.

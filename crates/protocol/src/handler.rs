@@ -78,10 +78,20 @@ impl OrgHandler {
         message: Option<&str>,
     ) -> Result<(), ErrorData> {
         let (principal, meta) = self.caller(ctx, method, None, Value::Null)?;
-        let c = Ctx {
-            principal: &principal,
-            meta: &meta,
-        };
+        self.record(&principal, &meta, method, outcome, message)
+            .await
+    }
+
+    /// [`Self::audit`] for a caller already resolved.
+    async fn record(
+        &self,
+        principal: &Principal,
+        meta: &RequestMeta,
+        method: &str,
+        outcome: Outcome,
+        message: Option<&str>,
+    ) -> Result<(), ErrorData> {
+        let c = Ctx { principal, meta };
         self.caps
             .core()
             .record_request(c, None, outcome, message)
@@ -191,12 +201,13 @@ impl ServerHandler for OrgHandler {
         request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        let (principal, _) = self.caller(&context, "tools/list", None, Value::Null)?;
+        let method = "tools/list";
+        let (principal, meta) = self.caller(&context, method, None, Value::Null)?;
         let cursor = request.as_ref().and_then(|r| r.cursor.as_deref());
         let page = match self.caps.list(&principal, cursor) {
             Ok(p) => p,
             Err(m) => {
-                self.audit(&context, "tools/list", Outcome::Error, Some(&m))
+                self.record(&principal, &meta, method, Outcome::Error, Some(&m))
                     .await?;
                 return Err(ErrorData::invalid_params(
                     m,
@@ -204,7 +215,7 @@ impl ServerHandler for OrgHandler {
                 ));
             }
         };
-        self.audit(&context, "tools/list", Outcome::Ok, None)
+        self.record(&principal, &meta, method, Outcome::Ok, None)
             .await?;
         let mut result =
             ListToolsResult::with_all_items(page.items.iter().map(|c| wire::tool(c)).collect())

@@ -27,74 +27,67 @@ pub struct AuditRow {
 }
 
 const COLS: &str = "id, org_id, at, actor_id, actor, token_id, token_kind, client, surface, action, target, args, outcome, latency_ms, environment, request_id, client_ip, method";
+const NCOLS: usize = 18;
+
+/// `INSERT INTO audit_events (…) VALUES (…), …` for `rows` rows.
+fn insert_sql(rows: usize) -> String {
+    let mut sql = format!("INSERT INTO audit_events ({COLS}) VALUES ");
+    for i in 0..rows {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for c in 0..NCOLS {
+            if c > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!("${}", i * NCOLS + c + 1));
+        }
+        sql.push(')');
+    }
+    sql
+}
+
+/// Binds one row's values, in the order of [`COLS`].
+fn bind_row<'q>(
+    q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
+    a: &'q AuditRow,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+    q.bind(&a.id)
+        .bind(&a.org_id)
+        .bind(a.at)
+        .bind(&a.actor_id)
+        .bind(&a.actor)
+        .bind(&a.token_id)
+        .bind(&a.token_kind)
+        .bind(&a.client)
+        .bind(&a.surface)
+        .bind(&a.action)
+        .bind(&a.target)
+        .bind(&a.args)
+        .bind(&a.outcome)
+        .bind(a.latency_ms)
+        .bind(&a.environment)
+        .bind(&a.request_id)
+        .bind(&a.client_ip)
+        .bind(&a.method)
+}
 
 pub async fn insert_audit<'c>(e: impl Exec<'c>, a: &AuditRow) -> Result<()> {
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO audit_events ({COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
-    )))
-    .bind(&a.id)
-    .bind(&a.org_id)
-    .bind(a.at)
-    .bind(&a.actor_id)
-    .bind(&a.actor)
-    .bind(&a.token_id)
-    .bind(&a.token_kind)
-    .bind(&a.client)
-    .bind(&a.surface)
-    .bind(&a.action)
-    .bind(&a.target)
-    .bind(&a.args)
-    .bind(&a.outcome)
-    .bind(a.latency_ms)
-    .bind(&a.environment)
-    .bind(&a.request_id)
-    .bind(&a.client_ip)
-    .bind(&a.method)
-    .execute(e)
-    .await?;
+    bind_row(sqlx::query(sqlx::AssertSqlSafe(insert_sql(1))), a)
+        .execute(e)
+        .await?;
     Ok(())
 }
 
 /// Inserts many events in one statement per chunk (the group commit of
 /// read-only MCP calls): one round trip and one durable commit for a batch.
 pub async fn insert_audit_batch(conn: &mut crate::Conn, rows: &[AuditRow]) -> Result<()> {
-    // 18 columns; both backends accept far more than 18 × 50 parameters.
+    // Both backends accept far more than 18 × 50 parameters.
     for chunk in rows.chunks(50) {
-        let mut sql = format!("INSERT INTO audit_events ({COLS}) VALUES ");
-        for i in 0..chunk.len() {
-            if i > 0 {
-                sql.push_str(", ");
-            }
-            sql.push('(');
-            for c in 0..18 {
-                if c > 0 {
-                    sql.push_str(", ");
-                }
-                sql.push_str(&format!("${}", i * 18 + c + 1));
-            }
-            sql.push(')');
-        }
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(insert_sql(chunk.len())));
         for a in chunk {
-            q = q
-                .bind(&a.id)
-                .bind(&a.org_id)
-                .bind(a.at)
-                .bind(&a.actor_id)
-                .bind(&a.actor)
-                .bind(&a.token_id)
-                .bind(&a.token_kind)
-                .bind(&a.client)
-                .bind(&a.surface)
-                .bind(&a.action)
-                .bind(&a.target)
-                .bind(&a.args)
-                .bind(&a.outcome)
-                .bind(a.latency_ms)
-                .bind(&a.environment)
-                .bind(&a.request_id)
-                .bind(&a.client_ip)
-                .bind(&a.method);
+            q = bind_row(q, a);
         }
         q.execute(&mut *conn).await?;
     }

@@ -163,20 +163,7 @@ pub async fn rpc(server: &Server, token: Option<&str>, body: Value) -> Resp {
 }
 
 async fn send(req: reqwest::RequestBuilder) -> Resp {
-    let resp = req.send().await.expect("request");
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    let text = resp.text().await.expect("body");
-    let body = if text.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&text).unwrap_or(Value::String(text))
-    };
-    Resp {
-        status,
-        headers,
-        body,
-    }
+    super::read_resp(req.send().await.expect("request")).await
 }
 
 /// The structured result of a successful (non-error) tool call.

@@ -403,6 +403,23 @@ pub struct Resp {
     pub body: Value,
 }
 
+/// A response as tests look at it: JSON when the body is JSON, else its text.
+pub async fn read_resp(resp: reqwest::Response) -> Resp {
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let text = resp.text().await.expect("body");
+    let body = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    };
+    Resp {
+        status,
+        headers,
+        body,
+    }
+}
+
 impl Resp {
     pub fn header(&self, name: &str) -> String {
         self.headers
@@ -456,20 +473,7 @@ impl Api {
         if let Some(b) = body {
             req = req.json(&b);
         }
-        let resp = req.send().await.expect("request");
-        let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
-        let text = resp.text().await.expect("body");
-        let body = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or(Value::String(text))
-        };
-        Resp {
-            status,
-            headers,
-            body,
-        }
+        read_resp(req.send().await.expect("request")).await
     }
 
     pub async fn get(&self, path: &str) -> Resp {
