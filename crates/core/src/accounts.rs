@@ -541,6 +541,7 @@ impl Core {
                 kind,
                 scopes,
                 environment,
+                resource: row.resource,
             },
             mcp_policy: Some(McpPolicy {
                 enabled: row.mcp_enabled != 0,

@@ -16,6 +16,8 @@ pub enum Surface {
     Cli,
     Mcp,
     Rpc,
+    /// The OAuth authorization server's endpoints and pages.
+    OAuth,
 }
 
 impl Surface {
@@ -26,6 +28,7 @@ impl Surface {
             Surface::Cli => "cli",
             Surface::Mcp => "mcp",
             Surface::Rpc => "rpc",
+            Surface::OAuth => "oauth",
         }
     }
 }

@@ -22,6 +22,7 @@ mod secret;
 
 pub mod accounts;
 pub mod members;
+pub mod oauth;
 pub mod orgs;
 pub mod tokens;
 pub mod views;
@@ -47,8 +48,10 @@ pub struct CoreConfig {
     /// Largest page a list request may ask for.
     pub max_page_size: u32,
     pub default_page_size: u32,
-    /// Base URL for links the server hands out (invitations, setup).
+    /// Base URL for links the server hands out (invitations, setup); also
+    /// the OAuth issuer (without its trailing slash).
     pub public_url: String,
+    pub oauth: oauth::OAuthConfig,
 }
 
 impl Default for CoreConfig {
@@ -63,6 +66,7 @@ impl Default for CoreConfig {
             max_page_size: 200,
             default_page_size: 50,
             public_url: "http://127.0.0.1:8080".to_owned(),
+            oauth: oauth::OAuthConfig::default(),
         }
     }
 }

@@ -219,6 +219,15 @@ impl Core {
                 storage::delete_member(&mut *conn, &p.org_id, id).await?;
                 storage::revoke_tokens_of_member(&mut *conn, &p.org_id, &target.account_id, now)
                     .await?;
+                storage::revoke_oauth_grants(
+                    &mut *conn,
+                    storage::GrantFilter::MemberInOrg {
+                        org_id: &p.org_id,
+                        account_id: &target.account_id,
+                    },
+                    now,
+                )
+                .await?;
                 Ok(())
             },
         )

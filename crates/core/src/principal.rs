@@ -38,12 +38,16 @@ pub enum Credential {
         session_id: String,
         csrf_token: String,
     },
-    /// A bearer token: personal, org, or (later) an OAuth access token.
+    /// A bearer token: personal, org, or an OAuth access token.
     Token {
         id: String,
         kind: TokenKind,
         scopes: BTreeSet<Scope>,
         environment: Option<Environment>,
+        /// The resource (audience) an OAuth access token was issued for;
+        /// `None` for personal and org tokens, which are valid on every
+        /// surface. The MCP surfaces refuse a token of another resource.
+        resource: Option<String>,
     },
     /// The operator on this machine, acting for the named account.
     Cli,
@@ -109,6 +113,14 @@ impl Principal {
         }
     }
 
+    /// The audience of an OAuth access token (`None` for other credentials).
+    pub fn token_resource(&self) -> Option<&str> {
+        match &self.credential {
+            Credential::Token { resource, .. } => resource.as_deref(),
+            _ => None,
+        }
+    }
+
     pub fn scopes(&self) -> Option<&BTreeSet<Scope>> {
         match &self.credential {
             Credential::Token { scopes, .. } => Some(scopes),
@@ -154,6 +166,7 @@ mod tests {
             kind: TokenKind::Personal,
             scopes: scopes.iter().copied().collect(),
             environment: None,
+            resource: None,
         }
     }
 

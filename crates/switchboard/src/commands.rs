@@ -59,6 +59,13 @@ pub fn core_config(settings: &Settings, public_url: &str) -> CoreConfig {
         max_page_size: settings.api.max_page_size,
         default_page_size: settings.api.default_page_size,
         public_url: public_url.trim_end_matches('/').to_owned(),
+        oauth: switchboard_core::oauth::OAuthConfig {
+            access_token_ttl_ms: (settings.oauth.access_token_ttl_secs * 1000) as i64,
+            refresh_token_ttl_ms: (settings.oauth.refresh_token_ttl_days * 24 * 3600 * 1000) as i64,
+            code_ttl_ms: (settings.oauth.code_ttl_secs * 1000) as i64,
+            registrations_per_hour: i64::from(settings.oauth.registrations_per_hour),
+            ..Default::default()
+        },
     }
 }
 

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 /// Top-level keys; environment variables outside these (such as
 /// `SWITCHBOARD_BOOTSTRAP_PASSWORD`) are not settings and are ignored here.
-const TOP_LEVEL_KEYS: [&str; 11] = [
+const TOP_LEVEL_KEYS: [&str; 12] = [
     "listen",
     "data_dir",
     "database_url",
@@ -23,14 +23,16 @@ const TOP_LEVEL_KEYS: [&str; 11] = [
     "auth",
     "api",
     "mcp",
+    "oauth",
     "gateway",
     "log",
 ];
 /// Keys whose environment value is a comma-separated list.
-const LIST_KEYS: [&str; 3] = [
+const LIST_KEYS: [&str; 4] = [
     "server.trusted_proxies",
     "server.allowed_hosts",
     "gateway.allowed_networks",
+    "oauth.client_metadata_allowed_networks",
 ];
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -49,6 +51,7 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub api: ApiSettings,
     pub mcp: McpSettings,
+    pub oauth: OAuthSettings,
     pub gateway: GatewaySettings,
     pub log: LogSettings,
 }
@@ -65,6 +68,7 @@ impl Default for Settings {
             auth: AuthSettings::default(),
             api: ApiSettings::default(),
             mcp: McpSettings::default(),
+            oauth: OAuthSettings::default(),
             gateway: GatewaySettings::default(),
             log: LogSettings::default(),
         }
@@ -171,6 +175,44 @@ impl Default for McpSettings {
             allow_query_token: false,
             page_size: 50,
             max_body_bytes: 1024 * 1024,
+        }
+    }
+}
+
+/// Settings of the OAuth authorization server MCP clients sign in through.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OAuthSettings {
+    /// Lifetime of an access token.
+    pub access_token_ttl_secs: u64,
+    /// Lifetime of a refresh token (each use rotates it).
+    pub refresh_token_ttl_days: u64,
+    /// Lifetime of an authorization code.
+    pub code_ttl_secs: u64,
+    /// Dynamic client registrations accepted per client IP per hour.
+    pub registrations_per_hour: u32,
+    /// CIDRs of private networks a client metadata document may be fetched
+    /// from (by default only public addresses are).
+    pub client_metadata_allowed_networks: Vec<String>,
+    /// Let metadata documents be fetched from loopback addresses, and over
+    /// plain http there. For tests and local development only.
+    pub client_metadata_allow_loopback: bool,
+    /// Largest client metadata document, and how long its fetch may take.
+    pub client_metadata_max_bytes: usize,
+    pub client_metadata_timeout_ms: u64,
+}
+
+impl Default for OAuthSettings {
+    fn default() -> Self {
+        OAuthSettings {
+            access_token_ttl_secs: 3600,
+            refresh_token_ttl_days: 30,
+            code_ttl_secs: 60,
+            registrations_per_hour: 30,
+            client_metadata_allowed_networks: Vec::new(),
+            client_metadata_allow_loopback: false,
+            client_metadata_max_bytes: 64 * 1024,
+            client_metadata_timeout_ms: 5000,
         }
     }
 }
@@ -321,7 +363,28 @@ impl Settings {
         if self.auth.sign_in_max_failures == 0 {
             bail!("auth.sign_in_max_failures must be at least 1");
         }
+        let o = &self.oauth;
+        if !(10..=24 * 3600).contains(&o.access_token_ttl_secs) {
+            bail!("oauth.access_token_ttl_secs must be between 10 and 86400");
+        }
+        if !(1..=365).contains(&o.refresh_token_ttl_days) {
+            bail!("oauth.refresh_token_ttl_days must be between 1 and 365");
+        }
+        if !(10..=600).contains(&o.code_ttl_secs) {
+            bail!("oauth.code_ttl_secs must be between 10 and 600");
+        }
+        if !(1024..=1024 * 1024).contains(&o.client_metadata_max_bytes) {
+            bail!("oauth.client_metadata_max_bytes must be between 1024 and 1048576");
+        }
+        if !(100..=30_000).contains(&o.client_metadata_timeout_ms) {
+            bail!("oauth.client_metadata_timeout_ms must be between 100 and 30000");
+        }
+        let client_metadata_networks = parse_nets(
+            "oauth.client_metadata_allowed_networks",
+            &o.client_metadata_allowed_networks,
+        )?;
         Ok(Resolved {
+            client_metadata_networks,
             listen,
             database_url,
             public_url,
@@ -374,6 +437,8 @@ pub struct Resolved {
     pub trusted_proxies: Vec<IpNet>,
     #[allow(dead_code)] // used by the gateway
     pub allowed_networks: Vec<IpNet>,
+    /// Private networks client metadata documents may be fetched from.
+    pub client_metadata_networks: Vec<IpNet>,
     pub request_timeout: Duration,
     pub shutdown_grace: Duration,
 }

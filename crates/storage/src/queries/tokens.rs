@@ -164,6 +164,8 @@ pub struct TokenPrincipalRow {
     pub allow_write: i64,
     pub org_slug: String,
     pub org_name: String,
+    /// An OAuth access token's audience: the resource it was issued for.
+    pub resource: Option<String>,
 }
 
 pub async fn token_principal<'c>(
@@ -176,7 +178,7 @@ pub async fn token_principal<'c>(
                 m.id AS membership_id, m.status AS membership_status,
                 r.id AS role_id, r.name AS role_name, r.permissions AS role_permissions,
                 o.mcp_enabled, o.allow_production, o.allow_write,
-                o.slug AS org_slug, o.name AS org_name
+                o.slug AS org_slug, o.name AS org_name, t.resource
          FROM tokens t
          JOIN accounts a ON a.id = t.account_id
          JOIN organizations o ON o.id = t.org_id
