@@ -27,6 +27,7 @@ or conflict refused the change, 413 body too large, 422 a field is invalid, 429 
         (name = "members", description = "Members, invitations and teams"),
         (name = "roles", description = "Roles and permissions"),
         (name = "tokens", description = "Personal and org tokens"),
+        (name = "oauth", description = "Apps connected over OAuth"),
         (name = "work", description = "Projects, requirements, tasks, comments, commit entries"),
         (name = "audit", description = "The audit log"),
         (name = "system", description = "Status"),
@@ -86,6 +87,9 @@ fn v1_routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(roles::sync_roles))
         .routes(routes!(tokens::list_tokens, tokens::create_token))
         .routes(routes!(tokens::revoke_token))
+        .routes(routes!(oauth::list_connected_apps))
+        .routes(routes!(oauth::revoke_connected_app))
+        .routes(routes!(oauth::disconnect_client))
         .routes(routes!(work::list_projects, work::create_project))
         .routes(routes!(work::get_project, work::update_project))
         .routes(routes!(work::list_requirements, work::create_requirement))

@@ -235,7 +235,20 @@ pub async fn authenticate(
         .authenticate_bearer(token, switchboard_core::now_ms())
         .await
     {
-        Ok(p) => Ok(p),
+        Ok(p) => {
+            // An OAuth access token is valid only on the resource it was
+            // issued for (RFC 8707); `/mcp` and `/mcp/rpc` are one resource.
+            let here = state.org_resource();
+            match p.token_resource() {
+                Some(r) if r != here => Err(unauthorized(
+                    resource_metadata,
+                    Some(&format!(
+                        "this access token was issued for the resource {r}, not {here}: authorize again for {here}"
+                    )),
+                )),
+                _ => Ok(p),
+            }
+        }
         Err(CoreError::Unauthenticated(m)) => Err(unauthorized(resource_metadata, Some(&m))),
         Err(e) => {
             tracing::error!(error = %e, "authentication failed");

@@ -63,6 +63,11 @@ impl McpState {
             .to_owned()
     }
 
+    /// The resource identifier (RFC 8707 audience) of `/mcp` and `/mcp/rpc`.
+    pub fn org_resource(&self) -> String {
+        format!("{}/mcp", self.public_base())
+    }
+
     /// The RFC 9728 metadata URL of the resource at `path`.
     pub fn resource_metadata_url(&self, path: &str) -> String {
         format!(
@@ -146,16 +151,23 @@ pub fn router(state: McpState) -> (Router, CancellationToken) {
             "/.well-known/oauth-protected-resource/mcp/rpc",
             get(|s: State<McpState>| resource_metadata(s, "/mcp/rpc")),
         )
+        // The root fallback clients try when a challenge names no document.
+        .route(
+            "/.well-known/oauth-protected-resource",
+            get(|s: State<McpState>| resource_metadata(s, "/mcp")),
+        )
         .with_state(state);
     (router, cancel)
 }
 
-/// RFC 9728 protected-resource metadata.
-async fn resource_metadata(State(state): State<McpState>, path: &str) -> impl IntoResponse {
+/// RFC 9728 protected-resource metadata. `/mcp/rpc` is the same resource
+/// as `/mcp` (one audience; clients accept a parent resource), so both
+/// documents name `<public>/mcp`.
+async fn resource_metadata(State(state): State<McpState>, _path: &str) -> impl IntoResponse {
     let base = state.public_base();
     let scopes: Vec<&str> = Scope::ALL.iter().map(|s| s.as_str()).collect();
     axum::Json(json!({
-        "resource": format!("{base}{path}"),
+        "resource": state.org_resource(),
         "authorization_servers": [base],
         "scopes_supported": scopes,
         "bearer_methods_supported": ["header"],

@@ -229,3 +229,81 @@ pub async fn token_revoke(settings: Settings, id: String) -> Result<()> {
     core.db().close().await;
     Ok(())
 }
+
+pub async fn oauth_client_register(
+    settings: Settings,
+    name: String,
+    redirect_uris: Vec<String>,
+    confidential: bool,
+    json: bool,
+) -> Result<()> {
+    use switchboard_core::oauth::{ClientKind, NewClient};
+    let core = open_core(&settings).await?;
+    let input = NewClient {
+        client_name: Some(name),
+        redirect_uris,
+        // The operator decides: public clients authenticate with PKCE alone.
+        token_endpoint_auth_method: Some(
+            if confidential {
+                "client_secret_basic"
+            } else {
+                "none"
+            }
+            .into(),
+        ),
+        ..Default::default()
+    };
+    let reg = core
+        .register_oauth_client(input, ClientKind::Registered, &cli_meta())
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", e.description))?;
+    if json {
+        let mut v = serde_json::to_value(&reg.client)?;
+        if let (Some(secret), Some(m)) = (&reg.client_secret, v.as_object_mut()) {
+            m.insert("client_secret".into(), serde_json::json!(secret));
+        }
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        println!("client_id: {}", reg.client.client_id);
+        if let Some(secret) = &reg.client_secret {
+            println!("client_secret: {secret}");
+            println!("(the secret is shown only now: store it in the client)");
+        }
+    }
+    core.db().close().await;
+    Ok(())
+}
+
+pub async fn oauth_client_list(settings: Settings, json: bool) -> Result<()> {
+    let core = open_core(&settings).await?;
+    let clients = core.list_oauth_clients().await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&clients)?);
+    } else {
+        println!(
+            "{:<40}  {:<18}  {:<8}  {:<24}  REDIRECT URIS",
+            "CLIENT ID", "KIND", "STATE", "NAME"
+        );
+        for c in clients {
+            let state = if c.revoked { "revoked" } else { "active" };
+            println!(
+                "{:<40}  {:<18}  {:<8}  {:<24}  {}",
+                c.client_id,
+                format!("{:?}", c.kind).to_lowercase(),
+                state,
+                c.client_name,
+                c.redirect_uris.join(" ")
+            );
+        }
+    }
+    core.db().close().await;
+    Ok(())
+}
+
+pub async fn oauth_client_revoke(settings: Settings, client_id: String) -> Result<()> {
+    let core = open_core(&settings).await?;
+    let n = core.revoke_oauth_client(&client_id, &cli_meta()).await?;
+    println!("revoked client {client_id} ({n} member grants ended)");
+    core.db().close().await;
+    Ok(())
+}

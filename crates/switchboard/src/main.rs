@@ -54,6 +54,37 @@ enum Command {
     /// Create, list and revoke personal and org tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Register, list and revoke OAuth clients (MCP apps that sign members in).
+    #[command(subcommand, name = "oauth-client")]
+    OAuthClient(OAuthClientCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum OAuthClientCommand {
+    /// Pre-register a client and print its id (and, for a confidential
+    /// client, its secret: shown this once).
+    Register {
+        /// The name members see on the consent page.
+        #[arg(long)]
+        name: String,
+        /// A redirect URI (repeat for several). http://127.0.0.1/PATH
+        /// matches any port, for native apps.
+        #[arg(long = "redirect-uri", required = true)]
+        redirect_uris: Vec<String>,
+        /// Issue a client secret (client_secret_basic); otherwise the
+        /// client is public and must use PKCE alone.
+        #[arg(long)]
+        confidential: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List every registered client.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a client: it can no longer authorize, and every token it holds ends now.
+    Revoke { client_id: String },
 }
 
 #[derive(Args, Debug)]
@@ -192,5 +223,19 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             commands::token_list(settings, email, org, json).await
         }
         Command::Token(TokenCommand::Revoke { id }) => commands::token_revoke(settings, id).await,
+        Command::OAuthClient(OAuthClientCommand::Register {
+            name,
+            redirect_uris,
+            confidential,
+            json,
+        }) => {
+            commands::oauth_client_register(settings, name, redirect_uris, confidential, json).await
+        }
+        Command::OAuthClient(OAuthClientCommand::List { json }) => {
+            commands::oauth_client_list(settings, json).await
+        }
+        Command::OAuthClient(OAuthClientCommand::Revoke { client_id }) => {
+            commands::oauth_client_revoke(settings, client_id).await
+        }
     }
 }

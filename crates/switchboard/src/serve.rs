@@ -38,10 +38,18 @@ fn init_tracing(settings: &Settings) {
 /// Every surface on one router, with the cross-cutting layers. The MCP
 /// routes are outside the request timeout: a legacy session's SSE stream
 /// stays open for as long as the client wants it.
-pub fn app(state: ApiState, mcp: Router, request_timeout: std::time::Duration) -> Router {
+pub fn app(
+    state: ApiState,
+    oauth: switchboard_oauth::ClientMetadataSettings,
+    mcp: Router,
+    request_timeout: std::time::Duration,
+) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
     let timed = Router::new()
         .merge(switchboard_api::router(state.clone()))
+        .merge(switchboard_oauth::router(
+            switchboard_oauth::OAuthState::new(state.clone(), oauth),
+        ))
         .merge(switchboard_web::router(state))
         .fallback(|| async {
             ApiError::new(
@@ -137,7 +145,13 @@ pub async fn serve(settings: Settings) -> Result<()> {
         started: Instant::now(),
     };
     let (mcp, mcp_cancel) = mcp_router(&settings, &core, &http)?;
-    let app = app(state, mcp, resolved.request_timeout);
+    let client_metadata = switchboard_oauth::ClientMetadataSettings {
+        allowed_networks: resolved.client_metadata_networks.clone(),
+        allow_loopback: settings.oauth.client_metadata_allow_loopback,
+        max_bytes: settings.oauth.client_metadata_max_bytes,
+        timeout: std::time::Duration::from_millis(settings.oauth.client_metadata_timeout_ms),
+    };
+    let app = app(state, client_metadata, mcp, resolved.request_timeout);
 
     tracing::info!(backend = db.backend().as_str(), %local, public_url = %public, "switchboard started");
     if let Some(secret) = core.issue_setup_token(switchboard_core::now_ms()).await? {

@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod auth;
 pub mod members;
+pub mod oauth;
 pub mod org;
 pub mod roles;
 pub mod system;

@@ -298,7 +298,7 @@ pub async fn list_oauth_grants<'c>(
 /// Revokes grants and everything issued under them: matching `grant_id`
 /// (one grant), or every grant of a client in an org, or every grant of a
 /// member in an org. Returns how many grants were revoked.
-pub async fn revoke_oauth_grants<'c>(
+pub async fn revoke_oauth_grants(
     conn: &mut crate::Conn,
     filter: GrantFilter<'_>,
     now: i64,
@@ -347,8 +347,14 @@ pub async fn revoke_oauth_grants<'c>(
 #[derive(Debug, Clone, Copy)]
 pub enum GrantFilter<'a> {
     Id(&'a str),
-    ClientInOrg { org_id: &'a str, client_id: &'a str },
-    MemberInOrg { org_id: &'a str, account_id: &'a str },
+    ClientInOrg {
+        org_id: &'a str,
+        client_id: &'a str,
+    },
+    MemberInOrg {
+        org_id: &'a str,
+        account_id: &'a str,
+    },
     Client(&'a str),
 }
 
