@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod mcp;
+pub mod oauth;
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
