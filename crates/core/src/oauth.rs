@@ -435,7 +435,9 @@ fn scopes_text(s: &BTreeSet<Scope>) -> String {
 }
 
 fn parse_stored_scopes(s: &str) -> BTreeSet<Scope> {
-    s.split_whitespace().filter_map(|x| x.parse().ok()).collect()
+    s.split_whitespace()
+        .filter_map(|x| x.parse().ok())
+        .collect()
 }
 
 /// Parses a `scope` parameter. `offline_access` is accepted and ignored:
@@ -655,9 +657,7 @@ impl Core {
             let ok = u.len() <= MAX_URI_LEN
                 && url::Url::parse(u).is_ok_and(|u| matches!(u.scheme(), "https" | "http"));
             if !ok {
-                return Err(meta_err(format!(
-                    "client_uri '{u}' must be an http(s) URL"
-                )));
+                return Err(meta_err(format!("client_uri '{u}' must be an http(s) URL")));
             }
         }
         let now = meta.now_ms;
@@ -810,9 +810,8 @@ impl Core {
         if !storage::revoke_oauth_client(&mut *tx, client_id, meta.now_ms).await? {
             return Err(CoreError::NotFound("OAuth client"));
         }
-        let n =
-            storage::revoke_oauth_grants(&mut tx, GrantFilter::Client(client_id), meta.now_ms)
-                .await?;
+        let n = storage::revoke_oauth_grants(&mut tx, GrantFilter::Client(client_id), meta.now_ms)
+            .await?;
         storage::insert_audit(
             &mut *tx,
             &OAuthEvent {
@@ -843,7 +842,8 @@ impl Core {
         let now = meta.now_ms;
         let Some(client_id) = p.client_id.as_deref().filter(|c| !c.is_empty()) else {
             return Err(AuthorizeError::Page(
-                "the request has no client_id: the application that sent you here is misconfigured".into(),
+                "the request has no client_id: the application that sent you here is misconfigured"
+                    .into(),
             ));
         };
         let Some(client) = storage::oauth_client(self.db.pool(), client_id).await? else {
@@ -948,8 +948,8 @@ impl Core {
                     ));
                 }
             };
-            let resource = parse_resource(&self.public_base(), resource)
-                .map_err(|m| ("invalid_target", m))?;
+            let resource =
+                parse_resource(&self.public_base(), resource).map_err(|m| ("invalid_target", m))?;
             let scopes = match p.scope.as_deref() {
                 Some(s) if !s.trim().is_empty() => {
                     parse_scope_param(s).map_err(|m| ("invalid_scope", m))?
@@ -1157,8 +1157,8 @@ impl Core {
         storage::set_oauth_request_party(self.db.pool(), id, Some(account_id), Some(&org.id))
             .await?;
         let wanted = grantable(&parse_stored_scopes(&req.scopes), &backed);
-        if let Some(g) = storage::oauth_grant_for(self.db.pool(), account_id, &client.id, &org.id)
-            .await?
+        if let Some(g) =
+            storage::oauth_grant_for(self.db.pool(), account_id, &client.id, &org.id).await?
             && g.revoked_at.is_none()
             && !wanted.is_empty()
             && wanted.is_subset(&parse_stored_scopes(&g.scopes))
@@ -1270,8 +1270,7 @@ impl Core {
         // Consent is remembered per (member, client, org): keep what was
         // granted before and add what was approved now.
         let mut remembered = scopes.clone();
-        if let Some(g) =
-            storage::oauth_grant_for(&mut *tx, account_id, &client.id, &org.id).await?
+        if let Some(g) = storage::oauth_grant_for(&mut *tx, account_id, &client.id, &org.id).await?
             && g.revoked_at.is_none()
         {
             remembered.extend(parse_stored_scopes(&g.scopes));
@@ -1346,9 +1345,7 @@ impl Core {
             .await?
             .filter(|c| c.revoked_at.is_none())
             .ok_or_else(|| {
-                OAuthError::invalid_client(format!(
-                    "the client '{id}' is unknown or revoked"
-                ))
+                OAuthError::invalid_client(format!("the client '{id}' is unknown or revoked"))
             })?;
         match (&client.secret_hash, &auth.client_secret) {
             (None, None) => Ok(client),
@@ -1390,10 +1387,7 @@ impl Core {
                 ),
                 None,
             )),
-            None => Err((
-                OAuthError::invalid_request("grant_type is required"),
-                None,
-            )),
+            None => Err((OAuthError::invalid_request("grant_type is required"), None)),
         };
         match result {
             Ok(r) => Ok(r),
@@ -1535,8 +1529,8 @@ impl Core {
         match given {
             [] => Ok(()),
             [one] => {
-                let parsed = parse_resource(&self.public_base(), one)
-                    .map_err(OAuthError::invalid_target)?;
+                let parsed =
+                    parse_resource(&self.public_base(), one).map_err(OAuthError::invalid_target)?;
                 if resource_uri(&self.public_base(), &parsed) == bound {
                     Ok(())
                 } else {
@@ -1756,10 +1750,7 @@ impl Core {
         )
         .await?;
         storage::touch_oauth_grant(&mut *conn, i.grant_id, now).await?;
-        let email = member
-            .as_ref()
-            .map(|m| m.email.clone())
-            .unwrap_or_default();
+        let email = member.as_ref().map(|m| m.email.clone()).unwrap_or_default();
         let mut row = OAuthEvent {
             org_id: Some(i.org_id),
             actor_id: Some(i.account_id),
@@ -1805,7 +1796,10 @@ impl Core {
         let found = if let Some(r) = storage::refresh_token(&mut *tx, &hash).await? {
             (r.client_id == client.id).then_some((r.family_id, r.org_id, r.account_id))
         } else if let Some(a) = storage::oauth_access_token(&mut *tx, &hash).await? {
-            match (a.client_id.as_deref() == Some(client.id.as_str()), a.family_id) {
+            match (
+                a.client_id.as_deref() == Some(client.id.as_str()),
+                a.family_id,
+            ) {
                 (true, Some(f)) => Some((f, a.org_id, a.account_id)),
                 _ => None,
             }
@@ -1913,11 +1907,7 @@ impl Core {
         let p = ctx.principal;
         self.write(
             ctx,
-            crate::audit::AuditEntry::new(
-                "oauth.client_disconnected",
-                Some(client_id),
-                json!({}),
-            ),
+            crate::audit::AuditEntry::new("oauth.client_disconnected", Some(client_id), json!({})),
             async |conn, entry| {
                 p.require(Permission::McpManage, Scope::WriteOrg)?;
                 let n = storage::revoke_oauth_grants(
