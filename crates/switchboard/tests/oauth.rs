@@ -443,7 +443,11 @@ both_backends!(
         assert_eq!(status, 200, "{body}");
         let access3 = body["access_token"].as_str().unwrap().to_owned();
 
-        // The member sees the connected app and disconnects it: access ends at once.
+        // The member sees the connected app on the home page and over the API,
+    // and disconnects it: access ends at once.
+    let home = browser.get("/").await;
+    assert!(home.html.contains("id=\"connected-apps\""), "{}", home.html);
+    assert!(home.html.contains("Test App"));
         let me_api = Api::sign_in(&s.server, "owner@alpha.test", PASSWORD).await;
         let apps = me_api.get("/api/v1/connected-apps").await;
         assert_eq!(apps.status, 200);
@@ -1116,3 +1120,116 @@ both_backends!(
         assert_eq!(bad(&b).await.unwrap().status(), 429);
     }
 );
+
+/// A tiny HTTP server on loopback for client metadata documents: answers
+/// every request with `body` after `delay`, and counts connections.
+struct DocServer {
+    port: u16,
+    connections: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+async fn doc_server(body: fn(u16) -> String, delay: std::time::Duration) -> DocServer {
+    use std::sync::atomic::Ordering;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let connections = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = connections.clone();
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            seen.fetch_add(1, Ordering::SeqCst);
+            let text = body(port);
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = sock.read(&mut buf).await;
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\ncache-control: max-age=600\r\nconnection: close\r\n\r\n",
+                    text.len()
+                );
+                let _ = sock.write_all(head.as_bytes()).await;
+                tokio::time::sleep(delay).await;
+                let _ = sock.write_all(text.as_bytes()).await;
+            });
+        }
+    });
+    DocServer { port, connections }
+}
+
+fn good_doc(port: u16) -> String {
+    json!({
+        "client_id": format!("http://127.0.0.1:{port}/client.json"),
+        "client_name": "Doc Client",
+        "redirect_uris": [REDIRECT],
+        "token_endpoint_auth_method": "none",
+    })
+    .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_metadata_documents_are_fetched_safely() {
+    use std::sync::atomic::Ordering;
+    // Default rules: loopback and private addresses are never fetched.
+    let s = setup(Backend::Sqlite, &[]).await;
+    let docs = doc_server(good_doc, std::time::Duration::ZERO).await;
+    let browser = Browser::new(&s.server);
+    for client_id in [
+        format!("https://127.0.0.1:{}/client.json", docs.port),
+        format!("https://localhost:{}/client.json", docs.port),
+        "https://10.0.0.1/client.json".to_owned(),
+        "https://169.254.169.254/latest/meta-data".to_owned(),
+        format!("http://127.0.0.1:{}/client.json", docs.port),
+    ] {
+        let (mut req, _) = s.request("x");
+        req.client_id = client_id.clone();
+        let started = std::time::Instant::now();
+        let page = browser.open(&req.url(&s.server)).await;
+        assert_eq!(page.status, 400, "{client_id}: {}", page.html);
+        assert!(page.html.contains("oauth-error"), "{client_id}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(4), "{client_id}: refused before any connection attempt");
+    }
+    assert_eq!(docs.connections.load(Ordering::SeqCst), 0, "no request reached the private address");
+
+    // With loopback allowed (tests, local development), the document is
+    // fetched, validated, cached, and the flow works with the URL as client id.
+    let db = TestDb::new(Backend::Sqlite).await;
+    db.bootstrap("owner@alpha.test", "alpha");
+    let server = Server::start_with(
+        &db,
+        &[],
+        &[
+            ("SWITCHBOARD_OAUTH__CLIENT_METADATA_ALLOW_LOOPBACK", "true"),
+            ("SWITCHBOARD_OAUTH__CLIENT_METADATA_MAX_BYTES", "4096"),
+            ("SWITCHBOARD_OAUTH__CLIENT_METADATA_TIMEOUT_MS", "1000"),
+        ],
+    );
+    let s = Setup { db, server };
+    let client_id = format!("http://127.0.0.1:{}/client.json", docs.port);
+    let body = s.tokens_for(&client_id, "owner@alpha.test", "alpha").await;
+    assert!(body["access_token"].is_string());
+    assert_eq!(
+        s.db.scalar_i64("SELECT COUNT(*) FROM oauth_clients WHERE kind = 'metadata_document' AND name = 'Doc Client'").await,
+        1
+    );
+    let fetched = docs.connections.load(Ordering::SeqCst);
+    assert_eq!(fetched, 1);
+    s.tokens_for(&client_id, "owner@alpha.test", "alpha").await;
+    assert_eq!(docs.connections.load(Ordering::SeqCst), 1, "cached for its max-age");
+
+    // A document naming another client id, an oversized one, a slow one.
+    let liar = doc_server(|_| json!({"client_id": "https://evil.example/c", "redirect_uris": [REDIRECT]}).to_string(), std::time::Duration::ZERO).await;
+    let big = doc_server(|port| {
+        json!({"client_id": format!("http://127.0.0.1:{port}/client.json"), "redirect_uris": [REDIRECT], "pad": "x".repeat(100_000)}).to_string()
+    }, std::time::Duration::ZERO).await;
+    let slow = doc_server(good_doc, std::time::Duration::from_secs(20)).await;
+    let browser = Browser::new(&s.server);
+    for (docs, expect) in [(&liar, "another client_id"), (&big, "4096"), (&slow, "")] {
+        let (mut req, _) = s.request("x");
+        req.client_id = format!("http://127.0.0.1:{}/client.json", docs.port);
+        let started = std::time::Instant::now();
+        let page = browser.open(&req.url(&s.server)).await;
+        assert_eq!(page.status, 400, "{}", page.html);
+        assert!(page.html.contains("oauth-error"));
+        assert!(page.html.contains(expect), "{expect}: {}", page.html);
+        assert!(started.elapsed() < std::time::Duration::from_secs(5), "bounded by the fetch timeout");
+    }
+}

@@ -42,6 +42,10 @@ pub fn router(state: ApiState) -> Router {
         .route("/", get(home))
         .route("/sign-in", get(sign_in_page).post(sign_in_submit))
         .route("/sign-out", axum::routing::post(sign_out))
+        .route(
+            "/connected-apps/{id}/disconnect",
+            axum::routing::post(disconnect_app),
+        )
         .route("/setup/{token}", get(setup_page).post(setup_submit))
         .route("/invite/{token}", get(invite_page).post(invite_submit))
         .with_state(state);
@@ -152,6 +156,8 @@ struct HomePage {
     seat_limit: Option<i64>,
     mcp_enabled: bool,
     csrf_token: String,
+    mcp_url: String,
+    apps: Vec<switchboard_core::oauth::ConnectedAppView>,
 }
 
 async fn home(State(s): State<ApiState>, jar: CookieJar, req: WebRequest) -> Response {
@@ -179,7 +185,22 @@ async fn home(State(s): State<ApiState>, jar: CookieJar, req: WebRequest) -> Res
             );
         }
     };
+    let apps = match s.core.list_connected_apps(ctx, false).await {
+        Ok(a) => a,
+        Err(e) => {
+            return message(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Error",
+                &user_message(&e),
+            );
+        }
+    };
     render(HomePage {
+        mcp_url: format!(
+            "{}/mcp",
+            s.http.public_url.as_str().trim_end_matches('/')
+        ),
+        apps,
         org_name: me.org.name,
         email: me.account.email,
         role: me.role.unwrap_or_default(),
@@ -287,6 +308,49 @@ async fn sign_out(
         }
     }
     cookie_response(&s, "", 0, "/sign-in")
+}
+
+/// Disconnects one of the caller's connected apps (its tokens end at once).
+async fn disconnect_app(
+    State(s): State<ApiState>,
+    Path(id): Path<String>,
+    jar: CookieJar,
+    req: WebRequest,
+    Form(f): Form<SignOutForm>,
+) -> Response {
+    let Some(cookie) = jar.get(s.http.session_cookie_name()) else {
+        return Redirect::to("/sign-in").into_response();
+    };
+    let Ok(p) = s
+        .core
+        .authenticate_session(cookie.value(), req.meta.now_ms)
+        .await
+    else {
+        return Redirect::to("/sign-in").into_response();
+    };
+    let Credential::Session { csrf_token, .. } = &p.credential else {
+        return Redirect::to("/sign-in").into_response();
+    };
+    if !eq(csrf_token, &f.csrf_token) || !req.same_origin {
+        return (
+            StatusCode::FORBIDDEN,
+            "refused: the form's CSRF token does not match",
+        )
+            .into_response();
+    }
+    let ctx = Ctx {
+        principal: &p,
+        meta: &req.meta,
+    };
+    match s.core.revoke_connected_app(ctx, &id).await {
+        Ok(()) => Redirect::to("/").into_response(),
+        Err(CoreError::NotFound(_)) => message(
+            StatusCode::NOT_FOUND,
+            "Not found",
+            "that app is not connected (any more)",
+        ),
+        Err(e) => message(StatusCode::FORBIDDEN, "Refused", &user_message(&e)),
+    }
 }
 
 async fn setup_page(State(s): State<ApiState>, Path(token): Path<String>) -> Response {
