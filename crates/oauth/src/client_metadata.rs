@@ -6,11 +6,11 @@
 
 use std::time::Duration;
 
-use crate::egress_shim::{EgressClient, Limits, NetworkPolicy};
 use ipnet::IpNet;
 use serde::Deserialize;
 use switchboard_core::Core;
 use switchboard_core::oauth::MetadataDocument;
+use switchboard_egress::{EgressClient, Limits, NetworkPolicy};
 
 /// A cached document is refetched after at most this long, and kept at
 /// least this long (whatever its `Cache-Control` says).

@@ -13,7 +13,6 @@
 #![allow(clippy::result_large_err)]
 
 mod client_metadata;
-mod egress_shim;
 mod endpoints;
 mod pages;
 

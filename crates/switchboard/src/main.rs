@@ -155,6 +155,9 @@ enum TokenCommand {
 }
 
 fn main() -> ExitCode {
+    // Outbound TLS (reqwest, rustls) uses ring; nothing may build a client
+    // before a provider is installed.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
     let listen_public = match &cli.command {
         Command::Serve(a) => (a.listen.clone(), a.public_url.clone()),

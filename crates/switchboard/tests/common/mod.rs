@@ -44,6 +44,13 @@ macro_rules! both_backends {
     };
 }
 
+/// reqwest is built without a bundled TLS crypto provider (the product
+/// uses ring, see `switchboard-egress`): install it before any client is
+/// built. Every test starts with a [`TestDb`], which calls this.
+pub fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// One empty database (and a scratch directory) for one test.
 pub struct TestDb {
     pub backend: Backend,
@@ -85,6 +92,7 @@ static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 impl TestDb {
     pub async fn new(backend: Backend) -> TestDb {
+        install_tls_provider();
         let dir = tempfile::tempdir().expect("temp dir");
         let created = match backend {
             Backend::Sqlite => None,
