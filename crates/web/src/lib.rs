@@ -196,10 +196,7 @@ async fn home(State(s): State<ApiState>, jar: CookieJar, req: WebRequest) -> Res
         }
     };
     render(HomePage {
-        mcp_url: format!(
-            "{}/mcp",
-            s.http.public_url.as_str().trim_end_matches('/')
-        ),
+        mcp_url: format!("{}/mcp", s.http.public_url.as_str().trim_end_matches('/')),
         apps,
         org_name: me.org.name,
         email: me.account.email,
