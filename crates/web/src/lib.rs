@@ -1,6 +1,6 @@
 //! Server-rendered pages: the one-time setup link, sign-in, invitation
 //! acceptance and a home page. Forms post back to the same page; every
-//! page forbids framing and sends no referrer (setup and invitation links
+//! page forbids framing and sends no referrer to other sites (setup and invitation links
 //! carry secrets in their path).
 //!
 //! Architecture Invariant: pages call the same core use cases as the REST
@@ -34,7 +34,9 @@ pub fn router(state: ApiState) -> Router {
             "default-src 'self'; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'; form-action 'self'",
         ),
         (header::X_FRAME_OPTIONS, "DENY"),
-        (header::REFERRER_POLICY, "no-referrer"),
+        // `same-origin`, not `no-referrer`: with no referrer at all, browsers send
+        // `Origin: null` on form posts and the same-origin check refuses them.
+        (header::REFERRER_POLICY, "same-origin"),
         (header::CACHE_CONTROL, "no-store"),
         (HeaderName::from_static("x-content-type-options"), "nosniff"),
     ];
