@@ -1258,3 +1258,50 @@ async fn client_metadata_documents_are_fetched_safely() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cookies_take_the_host_prefix_over_https() {
+    // Behind a TLS-terminating proxy the public URL is https: the flow's
+    // cookie is `__Host-` prefixed and Secure. (Over plain-http loopback, as
+    // in the other tests, browsers would refuse both.)
+    let db = TestDb::new(Backend::Sqlite).await;
+    db.bootstrap("owner@alpha.test", "alpha");
+    let server = Server::start_with(&db, &["--public-url", "https://hub.example.test"], &[]);
+    let r = reqwest::Client::new()
+        .post(server.url("/oauth/register"))
+        .json(&json!({"redirect_uris": [REDIRECT]}))
+        .send()
+        .await
+        .unwrap();
+    let client = r.json::<Value>().await.unwrap()["client_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (_, challenge) = pkce();
+    let req = AuthRequest {
+        client_id: client,
+        redirect_uri: REDIRECT.into(),
+        challenge,
+        resource: Some("https://hub.example.test/mcp".into()),
+        scope: None,
+        state: "s".into(),
+    };
+    let page = Browser::new(&server).get(&req.url(&server)).await;
+    assert_eq!(page.status, 303, "{}", page.html);
+    let cookie = page.headers["set-cookie"].to_str().unwrap().to_owned();
+    assert!(cookie.starts_with("__Host-switchboard_oauth="), "{cookie}");
+    assert!(
+        cookie.contains("; Secure") && cookie.contains("Path=/") && cookie.contains("HttpOnly"),
+        "{cookie}"
+    );
+    // The issuer follows the public URL byte for byte.
+    let v: Value = reqwest::Client::new()
+        .get(server.url("/.well-known/oauth-authorization-server"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["issuer"], "https://hub.example.test");
+}
