@@ -13,6 +13,13 @@ use crate::CoreError;
 
 /// Events a single commit takes at most; more wait for the next one.
 const MAX_BATCH: usize = 256;
+/// With at least this many events waiting (and fewer than the target), the
+/// writer waits [`LINGER`] for more before committing.
+const LINGER_SIBLINGS: usize = 2;
+const LINGER_TARGET: usize = 32;
+/// Measured on the benchmark machine (2 cores, 32 connections): 300 µs
+/// gave 13.5k whoami/s against 10.9k without (150 µs: 11.1k, 700 µs: 10.2k).
+const LINGER: std::time::Duration = std::time::Duration::from_micros(300);
 /// Requests waiting for the writer at most; beyond it callers wait to queue
 /// (back-pressure instead of unbounded memory).
 const QUEUE_DEPTH: usize = 4096;
@@ -45,7 +52,7 @@ impl AuditQueue {
     pub(crate) async fn record(&self, row: AuditRow) -> Result<(), CoreError> {
         let sender = self.sender.get_or_init(|| {
             let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
-            tokio::spawn(run_writer(self.db.clone(), rx));
+            spawn_writer(self.db.clone(), rx);
             tx
         });
         let (ack, done) = oneshot::channel();
@@ -63,9 +70,72 @@ impl AuditQueue {
     }
 }
 
-async fn run_writer(db: Db, mut rx: mpsc::Receiver<(AuditRow, Ack)>) {
+/// Runs the writer on its own OS thread with its own runtime and its own
+/// database connection. On the shared runtime, each of a commit's round
+/// trips (begin, insert, commit) waited in the run queue behind every
+/// request task, and every waiting request paid for it; here the writer is
+/// woken as soon as its connection answers. Falls back to the shared
+/// runtime and pool if the thread cannot be started.
+fn spawn_writer(db: Db, rx: mpsc::Receiver<(AuditRow, Ack)>) {
+    let (give, take) = std::sync::mpsc::channel();
+    let thread_db = db.clone();
+    let started = std::thread::Builder::new()
+        .name("audit-writer".into())
+        .spawn(move || {
+            let Ok(rx) = take.recv() else { return };
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!(error = %e, "the audit writer's runtime could not start");
+                    return;
+                }
+            };
+            runtime.block_on(async move {
+                match thread_db.connect_dedicated().await {
+                    Ok(own) => {
+                        run_writer(own.clone(), rx, true).await;
+                        own.close().await;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "the audit writer shares the pool: no connection of its own");
+                        run_writer(thread_db, rx, true).await;
+                    }
+                }
+            });
+        });
+    match started {
+        Ok(_) => {
+            // The thread owns the receiver from here on.
+            let _ = give.send(rx);
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "the audit writer runs on the shared runtime");
+            tokio::spawn(run_writer(db, rx, false));
+        }
+    }
+}
+
+/// `linger`: the writer runs on its own thread, so it may sleep (see below).
+async fn run_writer(db: Db, mut rx: mpsc::Receiver<(AuditRow, Ack)>, linger: bool) {
     let mut batch: Vec<(AuditRow, Ack)> = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        // Like PostgreSQL's commit_delay/commit_siblings: when several
+        // requests are already waiting, others are surely about to arrive;
+        // waiting a moment for them makes one fsync serve them all (an
+        // fsync here is also a VM exit and a journal commit, i.e. CPU the
+        // requests need). A lone request is never delayed.
+        if linger && (LINGER_SIBLINGS..LINGER_TARGET).contains(&batch.len()) {
+            std::thread::sleep(LINGER);
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(item) => batch.push(item),
+                    Err(_) => break,
+                }
+            }
+        }
         let rows: Vec<AuditRow> = batch.iter().map(|(r, _)| r.clone()).collect();
         let result = commit(&db, &rows).await.map_err(|e| e.to_string());
         if let Err(e) = &result {

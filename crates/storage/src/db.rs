@@ -56,10 +56,24 @@ impl Default for DbOptions {
 }
 
 /// A pool on one backend. Cheap to clone.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Db {
     pool: AnyPool,
     backend: Backend,
+    /// How this pool was opened, so a task can open its own (see
+    /// [`Db::connect_dedicated`]).
+    url: std::sync::Arc<str>,
+    opts: DbOptions,
+}
+
+// By hand: the URL may hold a password.
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db")
+            .field("backend", &self.backend)
+            .field("url", &redact_url(&self.url))
+            .finish()
+    }
 }
 
 pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
@@ -74,6 +88,17 @@ impl Db {
     }
 
     pub async fn connect(url: &str, opts: &DbOptions) -> Result<Db> {
+        Self::connect_sized(url, opts, opts.max_connections).await
+    }
+
+    /// A one-connection pool on the same database, for a task that runs on
+    /// its own thread and runtime (the audit writer): its connection's I/O
+    /// and wake-ups then never queue behind request tasks.
+    pub async fn connect_dedicated(&self) -> Result<Db> {
+        Self::connect_sized(&self.url, &self.opts, 1).await
+    }
+
+    async fn connect_sized(url: &str, opts: &DbOptions, max: u32) -> Result<Db> {
         sqlx::any::install_default_drivers();
         let backend = Backend::from_url(url)?;
         let connect = AnyConnectOptions::from_str(url)?;
@@ -81,8 +106,8 @@ impl Db {
         let pool = AnyPoolOptions::new()
             .max_connections(match backend {
                 // SQLite serializes writers anyway; a few readers in WAL suffice.
-                Backend::Sqlite => opts.max_connections.min(8),
-                Backend::Postgres => opts.max_connections,
+                Backend::Sqlite => max.min(8),
+                Backend::Postgres => max,
             })
             .acquire_timeout(opts.acquire_timeout)
             // A SQLite connection is a local file that cannot go stale: a
@@ -107,7 +132,12 @@ impl Db {
             })
             .connect_with(connect)
             .await?;
-        Ok(Db { pool, backend })
+        Ok(Db {
+            pool,
+            backend,
+            url: url.into(),
+            opts: opts.clone(),
+        })
     }
 
     pub fn backend(&self) -> Backend {
