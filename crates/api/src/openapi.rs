@@ -28,6 +28,7 @@ or conflict refused the change, 413 body too large, 422 a field is invalid, 429 
         (name = "roles", description = "Roles and permissions"),
         (name = "tokens", description = "Personal and org tokens"),
         (name = "oauth", description = "Apps connected over OAuth"),
+        (name = "connections", description = "Gateway connections to upstream MCP servers"),
         (name = "work", description = "Projects, requirements, tasks, comments, commit entries"),
         (name = "audit", description = "The audit log"),
         (name = "system", description = "Status"),
@@ -87,6 +88,17 @@ fn v1_routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(roles::sync_roles))
         .routes(routes!(tokens::list_tokens, tokens::create_token))
         .routes(routes!(tokens::revoke_token))
+        .routes(routes!(
+            connections::list_connections,
+            connections::create_connection
+        ))
+        .routes(routes!(
+            connections::get_connection,
+            connections::update_connection,
+            connections::delete_connection
+        ))
+        .routes(routes!(connections::grant_connection))
+        .routes(routes!(connections::revoke_grant))
         .routes(routes!(oauth::list_connected_apps))
         .routes(routes!(oauth::revoke_connected_app))
         .routes(routes!(oauth::disconnect_client))

@@ -21,6 +21,7 @@ mod principal;
 mod secret;
 
 pub mod accounts;
+pub mod connections;
 pub mod members;
 pub mod oauth;
 pub mod orgs;
@@ -52,6 +53,8 @@ pub struct CoreConfig {
     /// the OAuth issuer (without its trailing slash).
     pub public_url: String,
     pub oauth: oauth::OAuthConfig,
+    /// Commands a stdio connection may run (the operator's allow-list).
+    pub gateway_allowed_commands: Vec<String>,
 }
 
 impl Default for CoreConfig {
@@ -67,6 +70,7 @@ impl Default for CoreConfig {
             default_page_size: 50,
             public_url: "http://127.0.0.1:8080".to_owned(),
             oauth: oauth::OAuthConfig::default(),
+            gateway_allowed_commands: Vec::new(),
         }
     }
 }
@@ -77,6 +81,8 @@ pub struct Core {
     pub(crate) db: Db,
     pub(crate) config: CoreConfig,
     pub(crate) audit_queue: audit_queue::AuditQueue,
+    /// Seals connection secrets; set with [`Core::with_vault`].
+    pub(crate) vault: Option<std::sync::Arc<switchboard_vault::Keyring>>,
 }
 
 impl Core {
@@ -86,6 +92,7 @@ impl Core {
             db,
             config,
             audit_queue,
+            vault: None,
         }
     }
 

@@ -66,7 +66,30 @@ pub fn core_config(settings: &Settings, public_url: &str) -> CoreConfig {
             registrations_per_hour: i64::from(settings.oauth.registrations_per_hour),
             ..Default::default()
         },
+        gateway_allowed_commands: settings.gateway.allowed_commands.clone(),
     }
+}
+
+/// The keyring that seals connection secrets: `SWITCHBOARD_SECRET_KEY`
+/// (one key, or several separated by commas, the last sealing), or on
+/// SQLite a key file created in the data directory. Replicas on PostgreSQL
+/// must share keys, so there the variable is required.
+pub fn keyring(settings: &Settings) -> Result<switchboard_vault::Keyring> {
+    if let Ok(v) = std::env::var("SWITCHBOARD_SECRET_KEY")
+        && !v.trim().is_empty()
+    {
+        return Ok(switchboard_vault::Keyring::from_env_value(&v)?);
+    }
+    if !settings.is_default_sqlite() {
+        anyhow::bail!(
+            "SWITCHBOARD_SECRET_KEY is not set: with PostgreSQL every replica must seal and open connection secrets with the same key; generate one with `openssl rand -hex 32` and give it to every replica"
+        );
+    }
+    std::fs::create_dir_all(settings.data_dir())
+        .with_context(|| format!("creating {}", settings.data_dir().display()))?;
+    Ok(switchboard_vault::Keyring::load_or_create_file(
+        settings.data_dir(),
+    )?)
 }
 
 async fn open_core(settings: &Settings) -> Result<Core> {

@@ -131,7 +131,8 @@ pub async fn serve(settings: Settings) -> Result<()> {
         None => url::Url::parse(&format!("http://{local}")).context("building the public URL")?,
     };
     let public = public_url.as_str().trim_end_matches('/').to_owned();
-    let core = Core::new(db.clone(), core_config(&settings, &public));
+    let core = Core::new(db.clone(), core_config(&settings, &public))
+        .with_vault(crate::commands::keyring(&settings)?);
     let http = HttpSettings {
         public_url,
         trusted_proxies: resolved.trusted_proxies.clone(),

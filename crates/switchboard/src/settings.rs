@@ -28,11 +28,12 @@ const TOP_LEVEL_KEYS: [&str; 12] = [
     "log",
 ];
 /// Keys whose environment value is a comma-separated list.
-const LIST_KEYS: [&str; 4] = [
+const LIST_KEYS: [&str; 5] = [
     "server.trusted_proxies",
     "server.allowed_hosts",
     "gateway.allowed_networks",
     "oauth.client_metadata_allowed_networks",
+    "gateway.allowed_commands",
 ];
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -225,6 +226,9 @@ pub struct GatewaySettings {
     pub allow_loopback_upstreams: bool,
     /// CIDRs of private networks upstreams may be in.
     pub allowed_networks: Vec<String>,
+    /// Commands stdio connections may run (e.g. `npx`); org admins pick
+    /// from these, never a free command line.
+    pub allowed_commands: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -1243,7 +1243,7 @@ async fn client_metadata_documents_are_fetched_safely() {
     for (docs, expect) in [
         (&liar, "another client_id"),
         (&big, "4096"),
-        (&slow, "no answer within"),
+        (&slow, "no complete answer within"),
     ] {
         let (mut req, _) = s.request("x");
         req.client_id = format!("http://127.0.0.1:{}/client.json", docs.port);

@@ -6,6 +6,7 @@
 pub mod accounts;
 pub mod audit;
 pub mod auth;
+pub mod connections;
 pub mod mcp;
 pub mod oauth;
 pub mod orgs;
@@ -16,6 +17,7 @@ pub mod work;
 pub use accounts::*;
 pub use audit::*;
 pub use auth::*;
+pub use connections::*;
 pub use mcp::*;
 pub use oauth::*;
 pub use orgs::*;

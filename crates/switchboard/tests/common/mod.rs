@@ -289,6 +289,11 @@ fn clean_env(cmd: &mut Command) {
     cmd.env("RUST_LOG", "info");
 }
 
+/// The secret key every PostgreSQL test server shares (SQLite servers make
+/// their own key file).
+pub const TEST_SECRET_KEY: &str =
+    "5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a";
+
 pub const ALL_SCOPES: &str =
     "read:org,write:org,read:tasks,write:tasks,write:commits,read:requirements,connections:use";
 
@@ -316,6 +321,10 @@ impl Server {
             .args(db.db_args())
             .args(extra);
         clean_env(&mut cmd);
+        if db.backend == Backend::Postgres {
+            // Replicas on PostgreSQL must share the key that seals secrets.
+            cmd.env("SWITCHBOARD_SECRET_KEY", TEST_SECRET_KEY);
+        }
         for (k, v) in env {
             cmd.env(k, v);
         }

@@ -1,0 +1,990 @@
+//! Gateway connections: what an org's admins publish (an upstream MCP
+//! server over Streamable HTTP, or an allow-listed stdio command), its
+//! shared credentials (sealed at rest, write-only through every
+//! interface), and who may use it (grants to the org, a team, a member).
+//!
+//! Upstream clients, the catalog and virtual servers build on this model
+//! (`switchboard-gateway`); per-member credentials are refused until their
+//! issue lands.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use switchboard_domain::{Permission, Scope, validate_name, validate_slug};
+use switchboard_storage::{
+    self as storage, Conn, ConnectionGrantRow, ConnectionRow, ConnectionSecretRow,
+};
+use switchboard_vault::Keyring;
+
+use crate::audit::AuditEntry;
+use crate::views::rfc3339;
+use crate::{Core, CoreError, Ctx};
+
+const MAX_SECRETS: usize = 32;
+const MAX_HEADER_VALUE: usize = 8 * 1024;
+const MAX_ENV_VALUE: usize = 32 * 1024;
+const MAX_ARGS: usize = 64;
+const MAX_ARG_LEN: usize = 1000;
+const MAX_TOOL_LIST: usize = 500;
+const MAX_TOOL_NAME: usize = 128;
+/// Headers the gateway sets itself or that would break the transport.
+const RESERVED_HEADERS: [&str; 12] = [
+    "host",
+    "content-length",
+    "content-type",
+    "connection",
+    "transfer-encoding",
+    "upgrade",
+    "te",
+    "trailer",
+    "accept",
+    "mcp-session-id",
+    "mcp-protocol-version",
+    "switchboard-hop",
+];
+
+/// How a tool of the upstream is treated here.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ToolOverride {
+    /// Upstream annotations are untrusted hints: a tool is a write unless
+    /// an admin marks it read-only here.
+    #[serde(default)]
+    pub read_only: bool,
+    /// Replaces the upstream's description.
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// A new connection.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateConnection {
+    /// `[a-z0-9-]`, unique in the org; tools appear as `{slug}/{tool}`.
+    pub slug: String,
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    /// `streamable_http` or `stdio`.
+    pub transport: String,
+    /// The upstream's URL (streamable_http).
+    #[serde(default)]
+    pub url: Option<String>,
+    /// A command on the operator's allow-list (stdio).
+    #[serde(default)]
+    pub command: Option<String>,
+    #[serde(default)]
+    pub args: Option<Vec<String>>,
+    /// `none` (default) or `shared`.
+    #[serde(default)]
+    pub credential_mode: Option<String>,
+    /// `sandbox` or `production`.
+    #[serde(default)]
+    pub environment: Option<String>,
+    #[serde(default)]
+    pub tool_allow: Option<Vec<String>>,
+    #[serde(default)]
+    pub tool_deny: Option<Vec<String>>,
+    #[serde(default)]
+    pub tool_overrides: Option<BTreeMap<String, ToolOverride>>,
+    /// Shared header values (streamable_http), sealed at rest, never returned.
+    #[serde(default)]
+    pub headers: Option<BTreeMap<String, String>>,
+    /// Shared environment values (stdio), sealed at rest, never returned.
+    #[serde(default)]
+    pub env: Option<BTreeMap<String, String>>,
+}
+
+/// Changes to a connection; absent fields stay. In `headers` and `env`, a
+/// `null` value removes that entry.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateConnection {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub url: Option<String>,
+    pub command: Option<String>,
+    pub args: Option<Vec<String>>,
+    pub credential_mode: Option<String>,
+    pub environment: Option<String>,
+    pub tool_allow: Option<Vec<String>>,
+    pub tool_deny: Option<Vec<String>>,
+    pub tool_overrides: Option<BTreeMap<String, ToolOverride>>,
+    pub enabled: Option<bool>,
+    #[schema(value_type = Option<BTreeMap<String, Option<String>>>)]
+    pub headers: Option<BTreeMap<String, Option<String>>>,
+    #[schema(value_type = Option<BTreeMap<String, Option<String>>>)]
+    pub env: Option<BTreeMap<String, Option<String>>>,
+}
+
+/// A connection as shown: secret NAMES only, never values.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ConnectionView {
+    pub id: String,
+    pub slug: String,
+    pub name: String,
+    pub description: String,
+    pub transport: String,
+    pub url: Option<String>,
+    pub command: Option<String>,
+    pub args: Vec<String>,
+    pub credential_mode: String,
+    pub environment: Option<String>,
+    pub tool_allow: Option<Vec<String>>,
+    pub tool_deny: Option<Vec<String>>,
+    pub tool_overrides: BTreeMap<String, ToolOverride>,
+    pub enabled: bool,
+    /// Names of the shared headers set (their values are write-only).
+    pub secret_headers: Vec<String>,
+    /// Names of the shared environment variables set.
+    pub secret_env: Vec<String>,
+    pub grants: Vec<GrantView>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct GrantView {
+    pub id: String,
+    /// `org`, `team` or `member`.
+    pub kind: String,
+    /// The team id or membership id (the org id for `org`).
+    pub grantee_id: String,
+}
+
+/// A new grant.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateGrant {
+    /// `org`, `team` or `member`.
+    pub kind: String,
+    /// The team id (`team`) or membership id (`member`); absent for `org`.
+    #[serde(default)]
+    pub id: Option<String>,
+}
+
+/// Which connections to list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectionScope {
+    /// Those the caller may use (granted to them, enabled).
+    Usable,
+    /// Those the caller administers (every one in the org; connections.publish).
+    Manageable,
+}
+
+fn json_list(v: &Option<String>) -> Option<Vec<String>> {
+    v.as_deref().and_then(|s| serde_json::from_str(s).ok())
+}
+
+fn view(
+    r: &ConnectionRow,
+    secrets: &[ConnectionSecretRow],
+    grants: &[ConnectionGrantRow],
+) -> ConnectionView {
+    let names = |kind: &str| {
+        secrets
+            .iter()
+            .filter(|s| s.kind == kind)
+            .map(|s| s.name.clone())
+            .collect()
+    };
+    ConnectionView {
+        id: r.id.clone(),
+        slug: r.slug.clone(),
+        name: r.name.clone(),
+        description: r.description.clone(),
+        transport: r.transport.clone(),
+        url: r.url.clone(),
+        command: r.command.clone(),
+        args: serde_json::from_str(&r.args).unwrap_or_default(),
+        credential_mode: r.credential_mode.clone(),
+        environment: r.environment.clone(),
+        tool_allow: json_list(&r.tool_allow),
+        tool_deny: json_list(&r.tool_deny),
+        tool_overrides: serde_json::from_str(&r.tool_overrides).unwrap_or_default(),
+        enabled: r.enabled != 0,
+        secret_headers: names("header"),
+        secret_env: names("env"),
+        grants: grants
+            .iter()
+            .map(|g| GrantView {
+                id: g.id.clone(),
+                kind: g.grantee_kind.clone(),
+                grantee_id: g.grantee_id.clone(),
+            })
+            .collect(),
+        created_at: rfc3339(r.created_at),
+        updated_at: rfc3339(r.updated_at),
+    }
+}
+
+fn check_url(url: &str) -> Result<(), CoreError> {
+    let u = url::Url::parse(url)
+        .map_err(|e| CoreError::invalid("url", format!("'{url}' is not an absolute URL ({e})")))?;
+    if !matches!(u.scheme(), "http" | "https") {
+        return Err(CoreError::invalid("url", "must be an http or https URL"));
+    }
+    if !u.username().is_empty() || u.password().is_some() {
+        return Err(CoreError::invalid(
+            "url",
+            "must not carry credentials: put them in a shared header instead (sealed at rest)",
+        ));
+    }
+    if u.host().is_none() || u.fragment().is_some() {
+        return Err(CoreError::invalid("url", "needs a host and no fragment"));
+    }
+    Ok(())
+}
+
+fn check_tool_list(field: &str, list: &[String]) -> Result<(), CoreError> {
+    if list.len() > MAX_TOOL_LIST {
+        return Err(CoreError::invalid(
+            field,
+            format!("at most {MAX_TOOL_LIST} tool names"),
+        ));
+    }
+    if let Some(bad) = list
+        .iter()
+        .find(|t| t.is_empty() || t.len() > MAX_TOOL_NAME || t.chars().any(char::is_control))
+    {
+        return Err(CoreError::invalid(
+            field,
+            format!("'{bad}' is not a tool name (1 to {MAX_TOOL_NAME} printable characters)"),
+        ));
+    }
+    Ok(())
+}
+
+fn check_header(name: &str, value: &str) -> Result<(), CoreError> {
+    let token = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+    if !token {
+        return Err(CoreError::invalid(
+            "headers",
+            format!("'{name}' is not a valid HTTP header name"),
+        ));
+    }
+    if RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+        return Err(CoreError::invalid(
+            "headers",
+            format!("'{name}' is set by the gateway itself and cannot be configured"),
+        ));
+    }
+    if value.len() > MAX_HEADER_VALUE || value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+        return Err(CoreError::invalid(
+            "headers",
+            format!(
+                "the value of '{name}' must be at most {MAX_HEADER_VALUE} bytes with no line breaks"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn check_env(name: &str, value: &str) -> Result<(), CoreError> {
+    let ok = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_uppercase() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+    if !ok {
+        return Err(CoreError::invalid(
+            "env",
+            format!("'{name}' is not an environment variable name ([A-Z_][A-Z0-9_]*)"),
+        ));
+    }
+    if name.starts_with("SWITCHBOARD_") || name.starts_with("LD_") || name == "PATH" {
+        return Err(CoreError::invalid(
+            "env",
+            format!(
+                "'{name}' cannot be set for an upstream (SWITCHBOARD_*, LD_* and PATH are the server's own)"
+            ),
+        ));
+    }
+    if value.len() > MAX_ENV_VALUE || value.contains('\0') {
+        return Err(CoreError::invalid(
+            "env",
+            format!("the value of '{name}' must be at most {MAX_ENV_VALUE} bytes with no NUL"),
+        ));
+    }
+    Ok(())
+}
+
+/// The shape every connection must have after a change.
+struct Shape<'a> {
+    transport: &'a str,
+    url: Option<&'a str>,
+    command: Option<&'a str>,
+    args: &'a [String],
+    credential_mode: &'a str,
+    environment: Option<&'a str>,
+}
+
+impl Core {
+    /// Attaches the keyring that seals connection secrets.
+    pub fn with_vault(mut self, keyring: Keyring) -> Self {
+        self.vault = Some(Arc::new(keyring));
+        self
+    }
+
+    fn vault(&self) -> Result<&Keyring, CoreError> {
+        self.vault.as_deref().ok_or_else(|| {
+            CoreError::Internal("no secret keyring is configured on this server".into())
+        })
+    }
+
+    fn check_shape(&self, s: &Shape<'_>) -> Result<(), CoreError> {
+        match s.transport {
+            "streamable_http" => {
+                let Some(url) = s.url else {
+                    return Err(CoreError::invalid(
+                        "url",
+                        "a streamable_http connection needs the upstream's URL",
+                    ));
+                };
+                check_url(url)?;
+                if s.command.is_some() || !s.args.is_empty() {
+                    return Err(CoreError::invalid(
+                        "command",
+                        "a streamable_http connection takes no command or args",
+                    ));
+                }
+            }
+            "stdio" => {
+                let Some(cmd) = s.command else {
+                    return Err(CoreError::invalid(
+                        "command",
+                        "a stdio connection needs a command from the operator's allow-list",
+                    ));
+                };
+                if !self
+                    .config
+                    .gateway_allowed_commands
+                    .iter()
+                    .any(|c| c == cmd)
+                {
+                    let allowed = if self.config.gateway_allowed_commands.is_empty() {
+                        "the operator has allowed none (gateway.allowed_commands)".to_owned()
+                    } else {
+                        format!(
+                            "allowed: {}",
+                            self.config.gateway_allowed_commands.join(", ")
+                        )
+                    };
+                    return Err(CoreError::invalid(
+                        "command",
+                        format!(
+                            "'{cmd}' is not on the operator's allow-list of commands ({allowed}); stdio servers run on a host every org shares"
+                        ),
+                    ));
+                }
+                if s.url.is_some() {
+                    return Err(CoreError::invalid("url", "a stdio connection takes no URL"));
+                }
+                if s.args.len() > MAX_ARGS
+                    || s.args
+                        .iter()
+                        .any(|a| a.len() > MAX_ARG_LEN || a.contains('\0'))
+                {
+                    return Err(CoreError::invalid(
+                        "args",
+                        format!(
+                            "at most {MAX_ARGS} arguments of at most {MAX_ARG_LEN} bytes, no NUL"
+                        ),
+                    ));
+                }
+            }
+            other => {
+                return Err(CoreError::invalid(
+                    "transport",
+                    format!("'{other}' is not a transport: use streamable_http or stdio"),
+                ));
+            }
+        }
+        match s.credential_mode {
+            "none" | "shared" => {}
+            "per_member" => {
+                return Err(CoreError::invalid(
+                    "credential_mode",
+                    "per_member credentials are not available yet: use none or shared",
+                ));
+            }
+            other => {
+                return Err(CoreError::invalid(
+                    "credential_mode",
+                    format!("'{other}' is not a credential mode: use none or shared"),
+                ));
+            }
+        }
+        if let Some(e) = s.environment
+            && !matches!(e, "sandbox" | "production")
+        {
+            return Err(CoreError::invalid(
+                "environment",
+                "must be sandbox or production",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Seals and stores one secret value (kind `header` or `env`).
+    async fn put_secret(
+        &self,
+        conn: &mut Conn,
+        connection_id: &str,
+        kind: &str,
+        name: &str,
+        value: &str,
+        now: i64,
+    ) -> Result<(), CoreError> {
+        let id = storage::connection_secret_id(&mut *conn, connection_id, kind, name)
+            .await?
+            .unwrap_or_else(storage::new_id);
+        let sealed = self
+            .vault()?
+            .seal(&format!("connection.{kind}"), &id, value.as_bytes())
+            .map_err(|e| CoreError::Internal(e.to_string()))?;
+        storage::upsert_connection_secret(
+            &mut *conn,
+            &ConnectionSecretRow {
+                id,
+                connection_id: connection_id.to_owned(),
+                kind: kind.to_owned(),
+                name: name.to_owned(),
+                key_id: sealed.key_id,
+                sealed: sealed.blob,
+                created_at: now,
+                updated_at: now,
+            },
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Publishes a connection (connections.publish).
+    pub async fn create_connection(
+        &self,
+        ctx: Ctx<'_>,
+        input: CreateConnection,
+    ) -> Result<ConnectionView, CoreError> {
+        let p = ctx.principal;
+        let now = ctx.meta.now_ms;
+        let mut secret_names: Vec<String> = Vec::new();
+        secret_names.extend(
+            input
+                .headers
+                .iter()
+                .flatten()
+                .map(|(k, _)| format!("header:{k}")),
+        );
+        secret_names.extend(input.env.iter().flatten().map(|(k, _)| format!("env:{k}")));
+        let entry = AuditEntry::new(
+            "connection.create",
+            None,
+            json!({"slug": input.slug, "transport": input.transport, "url": input.url,
+                   "command": input.command, "credential_names": secret_names}),
+        );
+        self.write(ctx, entry, async |conn, entry| {
+            p.require(Permission::ConnectionsPublish, Scope::WriteOrg)?;
+            validate_slug("slug", &input.slug)?;
+            let name = validate_name("name", &input.name, 100)?;
+            let description = input.description.clone().unwrap_or_default();
+            if description.len() > 2000 {
+                return Err(CoreError::invalid("description", "at most 2000 characters"));
+            }
+            let args = input.args.clone().unwrap_or_default();
+            let mode = input.credential_mode.as_deref().unwrap_or("none");
+            self.check_shape(&Shape {
+                transport: &input.transport,
+                url: input.url.as_deref(),
+                command: input.command.as_deref(),
+                args: &args,
+                credential_mode: mode,
+                environment: input.environment.as_deref(),
+            })?;
+            let headers = input.headers.clone().unwrap_or_default();
+            let env = input.env.clone().unwrap_or_default();
+            self.check_secrets(&input.transport, mode, headers.iter().map(|(k, v)| (k.as_str(), Some(v.as_str()))), env.iter().map(|(k, v)| (k.as_str(), Some(v.as_str()))), headers.len() + env.len())?;
+            for list in [("tool_allow", &input.tool_allow), ("tool_deny", &input.tool_deny)] {
+                if let Some(l) = list.1 {
+                    check_tool_list(list.0, l)?;
+                }
+            }
+            if storage::connection_in_org(&mut *conn, &p.org_id, &input.slug)
+                .await?
+                .is_some()
+            {
+                return Err(CoreError::conflict(
+                    "connection_slug_taken",
+                    format!("a connection with the slug '{}' already exists in this organization: choose another slug", input.slug),
+                ));
+            }
+            let row = ConnectionRow {
+                id: storage::new_id(),
+                org_id: p.org_id.clone(),
+                slug: input.slug.clone(),
+                name,
+                description,
+                transport: input.transport.clone(),
+                url: input.url.clone(),
+                command: input.command.clone(),
+                args: json!(args).to_string(),
+                credential_mode: mode.to_owned(),
+                environment: input.environment.clone(),
+                tool_allow: input.tool_allow.as_ref().map(|l| json!(l).to_string()),
+                tool_deny: input.tool_deny.as_ref().map(|l| json!(l).to_string()),
+                tool_overrides: json!(input.tool_overrides.clone().unwrap_or_default()).to_string(),
+                enabled: 1,
+                created_by: Some(p.account_id.clone()),
+                created_at: now,
+                updated_at: now,
+            };
+            storage::insert_connection(&mut *conn, &row).await?;
+            for (k, v) in &headers {
+                self.put_secret(conn, &row.id, "header", k, v, now).await?;
+            }
+            for (k, v) in &env {
+                self.put_secret(conn, &row.id, "env", k, v, now).await?;
+            }
+            entry.target = Some(row.id.clone());
+            let secrets = storage::connection_secrets(&mut *conn, &row.id).await?;
+            Ok(view(&row, &secrets, &[]))
+        })
+        .await
+    }
+
+    fn check_secrets<'a>(
+        &self,
+        transport: &str,
+        mode: &str,
+        headers: impl Iterator<Item = (&'a str, Option<&'a str>)>,
+        env: impl Iterator<Item = (&'a str, Option<&'a str>)>,
+        count: usize,
+    ) -> Result<(), CoreError> {
+        let headers: Vec<_> = headers.collect();
+        let env: Vec<_> = env.collect();
+        if count > MAX_SECRETS {
+            return Err(CoreError::invalid(
+                "headers",
+                format!("at most {MAX_SECRETS} shared headers and environment values"),
+            ));
+        }
+        let setting = headers.iter().chain(env.iter()).any(|(_, v)| v.is_some());
+        if setting && mode != "shared" {
+            return Err(CoreError::invalid(
+                "credential_mode",
+                "shared headers or environment values need credential_mode 'shared'",
+            ));
+        }
+        if !headers.is_empty() && transport != "streamable_http" {
+            return Err(CoreError::invalid(
+                "headers",
+                "headers apply to streamable_http connections; a stdio server gets env",
+            ));
+        }
+        if !env.is_empty() && transport != "stdio" {
+            return Err(CoreError::invalid(
+                "env",
+                "env applies to stdio connections; an HTTP server gets headers",
+            ));
+        }
+        for (k, v) in &headers {
+            check_header(k, v.unwrap_or(""))?;
+        }
+        for (k, v) in &env {
+            check_env(k, v.unwrap_or(""))?;
+        }
+        Ok(())
+    }
+
+    async fn load_view(
+        &self,
+        conn: &mut Conn,
+        row: &ConnectionRow,
+    ) -> Result<ConnectionView, CoreError> {
+        let secrets = storage::connection_secrets(&mut *conn, &row.id).await?;
+        let grants = storage::connection_grants(&mut *conn, &row.id).await?;
+        Ok(view(row, &secrets, &grants))
+    }
+
+    /// Changes a connection (connections.publish).
+    pub async fn update_connection(
+        &self,
+        ctx: Ctx<'_>,
+        id: &str,
+        input: UpdateConnection,
+    ) -> Result<ConnectionView, CoreError> {
+        let p = ctx.principal;
+        let now = ctx.meta.now_ms;
+        let names: Vec<String> = input
+            .headers
+            .iter()
+            .flatten()
+            .map(|(k, _)| format!("header:{k}"))
+            .chain(input.env.iter().flatten().map(|(k, _)| format!("env:{k}")))
+            .collect();
+        let entry = AuditEntry::new(
+            "connection.update",
+            Some(id),
+            json!({"credential_names": names, "enabled": input.enabled}),
+        );
+        self.write(ctx, entry, async |conn, _| {
+            p.require(Permission::ConnectionsPublish, Scope::WriteOrg)?;
+            let mut row = storage::connection_in_org(&mut *conn, &p.org_id, id)
+                .await?
+                .ok_or(CoreError::NotFound("connection"))?;
+            if let Some(n) = &input.name {
+                row.name = validate_name("name", n, 100)?;
+            }
+            if let Some(d) = &input.description {
+                if d.len() > 2000 {
+                    return Err(CoreError::invalid("description", "at most 2000 characters"));
+                }
+                row.description = d.clone();
+            }
+            if let Some(u) = &input.url {
+                row.url = Some(u.clone());
+            }
+            if let Some(c) = &input.command {
+                row.command = Some(c.clone());
+            }
+            if let Some(a) = &input.args {
+                row.args = json!(a).to_string();
+            }
+            if let Some(m) = &input.credential_mode {
+                row.credential_mode = m.clone();
+            }
+            if let Some(e) = &input.environment {
+                row.environment = Some(e.clone());
+            }
+            if let Some(l) = &input.tool_allow {
+                check_tool_list("tool_allow", l)?;
+                row.tool_allow = Some(json!(l).to_string());
+            }
+            if let Some(l) = &input.tool_deny {
+                check_tool_list("tool_deny", l)?;
+                row.tool_deny = Some(json!(l).to_string());
+            }
+            if let Some(o) = &input.tool_overrides {
+                row.tool_overrides = json!(o).to_string();
+            }
+            if let Some(e) = input.enabled {
+                row.enabled = i64::from(e);
+            }
+            let args: Vec<String> = serde_json::from_str(&row.args).unwrap_or_default();
+            self.check_shape(&Shape {
+                transport: &row.transport,
+                url: row.url.as_deref(),
+                command: row.command.as_deref(),
+                args: &args,
+                credential_mode: &row.credential_mode,
+                environment: row.environment.as_deref(),
+            })?;
+            let headers = input.headers.clone().unwrap_or_default();
+            let env = input.env.clone().unwrap_or_default();
+            let existing = storage::connection_secrets(&mut *conn, &row.id).await?;
+            let after: BTreeSet<String> = existing
+                .iter()
+                .map(|s| format!("{}:{}", s.kind, s.name))
+                .chain(
+                    headers
+                        .iter()
+                        .filter(|(_, v)| v.is_some())
+                        .map(|(k, _)| format!("header:{k}")),
+                )
+                .chain(
+                    env.iter()
+                        .filter(|(_, v)| v.is_some())
+                        .map(|(k, _)| format!("env:{k}")),
+                )
+                .collect();
+            self.check_secrets(
+                &row.transport,
+                &row.credential_mode,
+                headers.iter().map(|(k, v)| (k.as_str(), v.as_deref())),
+                env.iter().map(|(k, v)| (k.as_str(), v.as_deref())),
+                after.len(),
+            )?;
+            if row.credential_mode == "none"
+                && !existing.is_empty()
+                && headers.is_empty()
+                && env.is_empty()
+            {
+                // Switching to `none` drops the shared credentials.
+                for s in &existing {
+                    storage::delete_connection_secret(&mut *conn, &row.id, &s.kind, &s.name)
+                        .await?;
+                }
+            }
+            row.updated_at = now;
+            storage::update_connection(&mut *conn, &row).await?;
+            for (kind, map) in [("header", &headers), ("env", &env)] {
+                for (k, v) in map {
+                    match v {
+                        Some(v) => self.put_secret(conn, &row.id, kind, k, v, now).await?,
+                        None => {
+                            storage::delete_connection_secret(&mut *conn, &row.id, kind, k).await?;
+                        }
+                    }
+                }
+            }
+            self.load_view(conn, &row).await
+        })
+        .await
+    }
+
+    /// Removes a connection with its secrets and grants (connections.publish).
+    pub async fn delete_connection(&self, ctx: Ctx<'_>, id: &str) -> Result<(), CoreError> {
+        let p = ctx.principal;
+        self.write(
+            ctx,
+            AuditEntry::new("connection.delete", Some(id), json!({})),
+            async |conn, entry| {
+                p.require(Permission::ConnectionsPublish, Scope::WriteOrg)?;
+                let row = storage::connection_in_org(&mut *conn, &p.org_id, id)
+                    .await?
+                    .ok_or(CoreError::NotFound("connection"))?;
+                entry.args = json!({"slug": row.slug});
+                storage::delete_connection(&mut *conn, &p.org_id, &row.id).await?;
+                Ok(())
+            },
+        )
+        .await
+    }
+
+    /// One connection: anyone who may use it, or an admin.
+    pub async fn get_connection(
+        &self,
+        ctx: Ctx<'_>,
+        id: &str,
+    ) -> Result<ConnectionView, CoreError> {
+        let p = ctx.principal;
+        let pool = self.db.pool();
+        let row = storage::connection_in_org(pool, &p.org_id, id)
+            .await?
+            .ok_or(CoreError::NotFound("connection"))?;
+        let admin = p
+            .require(Permission::ConnectionsPublish, Scope::ReadOrg)
+            .is_ok();
+        if !admin {
+            self.check_read(
+                ctx,
+                "connection.get",
+                Some(id),
+                p.require(Permission::ConnectionsUse, Scope::ConnectionsUse),
+            )
+            .await?;
+            let usable = storage::usable_connections(pool, &p.org_id, &p.membership_id).await?;
+            if !usable.iter().any(|c| c.id == row.id) {
+                // Existence does not leak to those without a grant.
+                return Err(CoreError::NotFound("connection"));
+            }
+        }
+        let mut conn = pool.acquire().await.map_err(storage::StorageError::from)?;
+        self.load_view(&mut conn, &row).await
+    }
+
+    /// The connections the caller may use, or administers.
+    pub async fn list_connections(
+        &self,
+        ctx: Ctx<'_>,
+        scope: ConnectionScope,
+    ) -> Result<Vec<ConnectionView>, CoreError> {
+        let p = ctx.principal;
+        let pool = self.db.pool();
+        let rows = match scope {
+            ConnectionScope::Usable => {
+                self.check_read(
+                    ctx,
+                    "connection.list",
+                    None,
+                    p.require(Permission::ConnectionsUse, Scope::ConnectionsUse),
+                )
+                .await?;
+                storage::usable_connections(pool, &p.org_id, &p.membership_id).await?
+            }
+            ConnectionScope::Manageable => {
+                self.check_read(
+                    ctx,
+                    "connection.list",
+                    None,
+                    p.require(Permission::ConnectionsPublish, Scope::ReadOrg),
+                )
+                .await?;
+                storage::list_connections(pool, &p.org_id).await?
+            }
+        };
+        let mut conn = pool.acquire().await.map_err(storage::StorageError::from)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            out.push(self.load_view(&mut conn, r).await?);
+        }
+        Ok(out)
+    }
+
+    /// Grants a connection to the org, a team or a member (connections.publish).
+    pub async fn grant_connection(
+        &self,
+        ctx: Ctx<'_>,
+        id: &str,
+        input: CreateGrant,
+    ) -> Result<ConnectionView, CoreError> {
+        let p = ctx.principal;
+        let now = ctx.meta.now_ms;
+        self.write(
+            ctx,
+            AuditEntry::new(
+                "connection.grant",
+                Some(id),
+                json!({"kind": input.kind, "grantee": input.id}),
+            ),
+            async |conn, _| {
+                p.require(Permission::ConnectionsPublish, Scope::WriteOrg)?;
+                let row = storage::connection_in_org(&mut *conn, &p.org_id, id)
+                    .await?
+                    .ok_or(CoreError::NotFound("connection"))?;
+                let grantee = match (input.kind.as_str(), &input.id) {
+                    ("org", None) => p.org_id.clone(),
+                    ("org", Some(_)) => {
+                        return Err(CoreError::invalid("id", "an org grant takes no id"));
+                    }
+                    ("team", Some(t)) => {
+                        storage::team_by_id(&mut *conn, &p.org_id, t)
+                            .await?
+                            .ok_or_else(|| {
+                                CoreError::invalid(
+                                    "id",
+                                    format!("no team '{t}' in this organization"),
+                                )
+                            })?;
+                        t.clone()
+                    }
+                    ("member", Some(m)) => {
+                        storage::member_by_id(&mut *conn, &p.org_id, m)
+                            .await?
+                            .ok_or_else(|| {
+                                CoreError::invalid(
+                                    "id",
+                                    format!("no member '{m}' in this organization"),
+                                )
+                            })?;
+                        m.clone()
+                    }
+                    ("team" | "member", None) => {
+                        return Err(CoreError::invalid(
+                            "id",
+                            "a team or member grant needs the team's or membership's id",
+                        ));
+                    }
+                    (other, _) => {
+                        return Err(CoreError::invalid(
+                            "kind",
+                            format!("'{other}' is not a grant kind: use org, team or member"),
+                        ));
+                    }
+                };
+                storage::insert_connection_grant(
+                    &mut *conn,
+                    &ConnectionGrantRow {
+                        id: storage::new_id(),
+                        org_id: p.org_id.clone(),
+                        connection_id: row.id.clone(),
+                        grantee_kind: input.kind.clone(),
+                        grantee_id: grantee,
+                        created_at: now,
+                    },
+                )
+                .await?;
+                self.load_view(conn, &row).await
+            },
+        )
+        .await
+    }
+
+    /// Removes a grant (connections.publish).
+    pub async fn revoke_connection_grant(
+        &self,
+        ctx: Ctx<'_>,
+        id: &str,
+        grant_id: &str,
+    ) -> Result<ConnectionView, CoreError> {
+        let p = ctx.principal;
+        self.write(
+            ctx,
+            AuditEntry::new("connection.ungrant", Some(id), json!({"grant": grant_id})),
+            async |conn, _| {
+                p.require(Permission::ConnectionsPublish, Scope::WriteOrg)?;
+                let row = storage::connection_in_org(&mut *conn, &p.org_id, id)
+                    .await?
+                    .ok_or(CoreError::NotFound("connection"))?;
+                if !storage::delete_connection_grant(&mut *conn, &p.org_id, &row.id, grant_id)
+                    .await?
+                {
+                    return Err(CoreError::NotFound("grant"));
+                }
+                self.load_view(conn, &row).await
+            },
+        )
+        .await
+    }
+
+    /// The opened shared credentials of a connection, for the gateway's
+    /// upstream client only (never a surface): `(kind, name, value)`.
+    pub async fn connection_credentials(
+        &self,
+        connection_id: &str,
+    ) -> Result<Vec<(String, String, zeroize::Zeroizing<String>)>, CoreError> {
+        let vault = self.vault()?;
+        let mut out = Vec::new();
+        for s in storage::connection_secrets(self.db.pool(), connection_id).await? {
+            let plain = vault
+                .open(
+                    &format!("connection.{}", s.kind),
+                    &s.id,
+                    &switchboard_vault::Sealed {
+                        key_id: s.key_id.clone(),
+                        blob: s.sealed.clone(),
+                    },
+                )
+                .map_err(|e| {
+                    CoreError::Internal(format!(
+                        "secret {} of connection {connection_id}: {e}",
+                        s.name
+                    ))
+                })?;
+            let text = String::from_utf8(plain.to_vec())
+                .map_err(|_| CoreError::Internal("a sealed secret is not UTF-8".into()))?;
+            out.push((s.kind, s.name, zeroize::Zeroizing::new(text)));
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_and_env_rules() {
+        assert!(check_header("Authorization", "Bearer x").is_ok());
+        assert!(check_header("X-Api-Key", "k").is_ok());
+        assert!(check_header("Host", "x").is_err());
+        assert!(check_header("Mcp-Session-Id", "x").is_err());
+        assert!(check_header("Bad Header", "x").is_err());
+        assert!(check_header("X-A", "a\r\nInjected: 1").is_err());
+        assert!(check_env("GITHUB_TOKEN", "x").is_ok());
+        assert!(check_env("SWITCHBOARD_SECRET_KEY", "x").is_err());
+        assert!(check_env("LD_PRELOAD", "x").is_err());
+        assert!(check_env("lower", "x").is_err());
+        assert!(check_env("1ABC", "x").is_err());
+        assert!(check_url("https://api.example.com/mcp").is_ok());
+        assert!(check_url("https://u:p@api.example.com/mcp").is_err());
+        assert!(check_url("ftp://api.example.com/").is_err());
+    }
+}

@@ -1,0 +1,288 @@
+//! Gateway connections, their sealed secrets, and their grants.
+
+use super::Exec;
+use crate::Result;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ConnectionRow {
+    pub id: String,
+    pub org_id: String,
+    pub slug: String,
+    pub name: String,
+    pub description: String,
+    pub transport: String,
+    pub url: Option<String>,
+    pub command: Option<String>,
+    /// JSON array of strings.
+    pub args: String,
+    pub credential_mode: String,
+    pub environment: Option<String>,
+    pub tool_allow: Option<String>,
+    pub tool_deny: Option<String>,
+    pub tool_overrides: String,
+    pub enabled: i64,
+    pub created_by: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+const COLS: &str = "id, org_id, slug, name, description, transport, url, command, args, credential_mode, environment, tool_allow, tool_deny, tool_overrides, enabled, created_by, created_at, updated_at";
+
+fn prefixed(p: &str) -> String {
+    COLS.split(", ")
+        .map(|c| format!("{p}.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+pub async fn insert_connection<'c>(e: impl Exec<'c>, c: &ConnectionRow) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO connections (id, org_id, slug, name, description, transport, url, command, args,
+             credential_mode, environment, tool_allow, tool_deny, tool_overrides, enabled, created_by, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
+    )
+    .bind(&c.id)
+    .bind(&c.org_id)
+    .bind(&c.slug)
+    .bind(&c.name)
+    .bind(&c.description)
+    .bind(&c.transport)
+    .bind(&c.url)
+    .bind(&c.command)
+    .bind(&c.args)
+    .bind(&c.credential_mode)
+    .bind(&c.environment)
+    .bind(&c.tool_allow)
+    .bind(&c.tool_deny)
+    .bind(&c.tool_overrides)
+    .bind(c.enabled)
+    .bind(&c.created_by)
+    .bind(c.created_at)
+    .bind(c.updated_at)
+    .execute(e)
+    .await?;
+    Ok(())
+}
+
+/// Rewrites a connection's editable fields.
+pub async fn update_connection<'c>(e: impl Exec<'c>, c: &ConnectionRow) -> Result<bool> {
+    let r = sqlx::query(
+        "UPDATE connections SET name = $3, description = $4, url = $5, command = $6, args = $7,
+             credential_mode = $8, environment = $9, tool_allow = $10, tool_deny = $11, tool_overrides = $12,
+             enabled = $13, updated_at = $14
+         WHERE org_id = $1 AND id = $2",
+    )
+    .bind(&c.org_id)
+    .bind(&c.id)
+    .bind(&c.name)
+    .bind(&c.description)
+    .bind(&c.url)
+    .bind(&c.command)
+    .bind(&c.args)
+    .bind(&c.credential_mode)
+    .bind(&c.environment)
+    .bind(&c.tool_allow)
+    .bind(&c.tool_deny)
+    .bind(&c.tool_overrides)
+    .bind(c.enabled)
+    .bind(c.updated_at)
+    .execute(e)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// A connection by id or slug, within the org.
+pub async fn connection_in_org<'c>(
+    e: impl Exec<'c>,
+    org_id: &str,
+    id_or_slug: &str,
+) -> Result<Option<ConnectionRow>> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLS} FROM connections WHERE org_id = $1 AND (id = $2 OR slug = $2)"
+    )))
+    .bind(org_id)
+    .bind(id_or_slug)
+    .fetch_optional(e)
+    .await?)
+}
+
+pub async fn delete_connection<'c>(e: impl Exec<'c>, org_id: &str, id: &str) -> Result<bool> {
+    let r = sqlx::query("DELETE FROM connections WHERE org_id = $1 AND id = $2")
+        .bind(org_id)
+        .bind(id)
+        .execute(e)
+        .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// Every connection of the org, by slug.
+pub async fn list_connections<'c>(e: impl Exec<'c>, org_id: &str) -> Result<Vec<ConnectionRow>> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLS} FROM connections WHERE org_id = $1 ORDER BY slug"
+    )))
+    .bind(org_id)
+    .fetch_all(e)
+    .await?)
+}
+
+/// The enabled connections a member may use: granted to the whole org, to
+/// a team the member is in, or to the member.
+pub async fn usable_connections<'c>(
+    e: impl Exec<'c>,
+    org_id: &str,
+    membership_id: &str,
+) -> Result<Vec<ConnectionRow>> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {} FROM connections c
+         WHERE c.org_id = $1 AND c.enabled = 1 AND EXISTS (
+             SELECT 1 FROM connection_grants g WHERE g.connection_id = c.id AND (
+                 g.grantee_kind = 'org'
+                 OR (g.grantee_kind = 'member' AND g.grantee_id = $2)
+                 OR (g.grantee_kind = 'team' AND g.grantee_id IN
+                     (SELECT tm.team_id FROM team_members tm WHERE tm.membership_id = $2))))
+         ORDER BY c.slug",
+        prefixed("c")
+    )))
+    .bind(org_id)
+    .bind(membership_id)
+    .fetch_all(e)
+    .await?)
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ConnectionSecretRow {
+    pub id: String,
+    pub connection_id: String,
+    pub kind: String,
+    pub name: String,
+    pub key_id: String,
+    pub sealed: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// Sets a sealed value (replacing the one of the same kind and name).
+pub async fn upsert_connection_secret<'c>(e: impl Exec<'c>, s: &ConnectionSecretRow) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO connection_secrets (id, connection_id, kind, name, key_id, sealed, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
+         ON CONFLICT (connection_id, kind, name) DO UPDATE SET key_id = excluded.key_id,
+             sealed = excluded.sealed, updated_at = excluded.updated_at",
+    )
+    .bind(&s.id)
+    .bind(&s.connection_id)
+    .bind(&s.kind)
+    .bind(&s.name)
+    .bind(&s.key_id)
+    .bind(&s.sealed)
+    .bind(s.updated_at)
+    .execute(e)
+    .await?;
+    Ok(())
+}
+
+/// The id a secret of this kind and name has (stable across updates: the
+/// sealed value is bound to it).
+pub async fn connection_secret_id<'c>(
+    e: impl Exec<'c>,
+    connection_id: &str,
+    kind: &str,
+    name: &str,
+) -> Result<Option<String>> {
+    Ok(sqlx::query_scalar(
+        "SELECT id FROM connection_secrets WHERE connection_id = $1 AND kind = $2 AND name = $3",
+    )
+    .bind(connection_id)
+    .bind(kind)
+    .bind(name)
+    .fetch_optional(e)
+    .await?)
+}
+
+pub async fn delete_connection_secret<'c>(
+    e: impl Exec<'c>,
+    connection_id: &str,
+    kind: &str,
+    name: &str,
+) -> Result<bool> {
+    let r = sqlx::query(
+        "DELETE FROM connection_secrets WHERE connection_id = $1 AND kind = $2 AND name = $3",
+    )
+    .bind(connection_id)
+    .bind(kind)
+    .bind(name)
+    .execute(e)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+pub async fn connection_secrets<'c>(
+    e: impl Exec<'c>,
+    connection_id: &str,
+) -> Result<Vec<ConnectionSecretRow>> {
+    Ok(sqlx::query_as(
+        "SELECT id, connection_id, kind, name, key_id, sealed, created_at, updated_at
+         FROM connection_secrets WHERE connection_id = $1 ORDER BY kind, name",
+    )
+    .bind(connection_id)
+    .fetch_all(e)
+    .await?)
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ConnectionGrantRow {
+    pub id: String,
+    pub org_id: String,
+    pub connection_id: String,
+    pub grantee_kind: String,
+    pub grantee_id: String,
+    pub created_at: i64,
+}
+
+/// Adds a grant; false when it already existed.
+pub async fn insert_connection_grant<'c>(e: impl Exec<'c>, g: &ConnectionGrantRow) -> Result<bool> {
+    let r = sqlx::query(
+        "INSERT INTO connection_grants (id, org_id, connection_id, grantee_kind, grantee_id, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (connection_id, grantee_kind, grantee_id) DO NOTHING",
+    )
+    .bind(&g.id)
+    .bind(&g.org_id)
+    .bind(&g.connection_id)
+    .bind(&g.grantee_kind)
+    .bind(&g.grantee_id)
+    .bind(g.created_at)
+    .execute(e)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+pub async fn delete_connection_grant<'c>(
+    e: impl Exec<'c>,
+    org_id: &str,
+    connection_id: &str,
+    grant_id: &str,
+) -> Result<bool> {
+    let r = sqlx::query(
+        "DELETE FROM connection_grants WHERE org_id = $1 AND connection_id = $2 AND id = $3",
+    )
+    .bind(org_id)
+    .bind(connection_id)
+    .bind(grant_id)
+    .execute(e)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+pub async fn connection_grants<'c>(
+    e: impl Exec<'c>,
+    connection_id: &str,
+) -> Result<Vec<ConnectionGrantRow>> {
+    Ok(sqlx::query_as(
+        "SELECT id, org_id, connection_id, grantee_kind, grantee_id, created_at
+         FROM connection_grants WHERE connection_id = $1 ORDER BY created_at, id",
+    )
+    .bind(connection_id)
+    .fetch_all(e)
+    .await?)
+}

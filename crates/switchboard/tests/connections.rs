@@ -1,0 +1,316 @@
+//! Gateway connections over the REST API against the real binary: what
+//! admins may publish (and what is refused, with the field named), shared
+//! credentials sealed at rest and never returned, grants deciding who sees
+//! a connection, and the keyring's rules per backend.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::*;
+use serde_json::{Value, json};
+
+const PLANTED: &str = "planted-secret-7f3a9c21e4b5";
+
+fn http_connection(slug: &str) -> Value {
+    json!({
+        "slug": slug,
+        "name": "Issue tracker",
+        "transport": "streamable_http",
+        "url": "https://tracker.example.com/mcp",
+        "credential_mode": "shared",
+        "headers": {"Authorization": format!("Bearer {PLANTED}")},
+        "tool_deny": ["delete_everything"],
+        "tool_overrides": {"search": {"read_only": true}},
+    })
+}
+
+both_backends!(publish_seal_and_grant, |db: TestDb| async move {
+    db.bootstrap("owner@alpha.test", "alpha");
+    let server = Server::start_with(
+        &db,
+        &[],
+        &[("SWITCHBOARD_GATEWAY__ALLOWED_COMMANDS", "npx")],
+    );
+    let owner = Api::sign_in(&server, "owner@alpha.test", PASSWORD).await;
+    let member_id = add_member(&owner, "dev@alpha.test", "member").await;
+    add_member(&owner, "other@alpha.test", "member").await;
+    let dev = Api::sign_in(&server, "dev@alpha.test", PASSWORD).await;
+    let other = Api::sign_in(&server, "other@alpha.test", PASSWORD).await;
+
+    // Publish: the secret's name is shown, its value never.
+    let r = owner
+        .post("/api/v1/connections", http_connection("tracker"))
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    assert_eq!(r.body["secret_headers"], json!(["Authorization"]));
+    assert_eq!(r.body["tool_overrides"]["search"]["read_only"], true);
+    assert!(!r.body.to_string().contains(PLANTED));
+    let got = owner.get(&format!("/api/v1/connections/{id}")).await;
+    assert_eq!(got.status, 200);
+    assert!(!got.body.to_string().contains(PLANTED));
+    let by_slug = owner.get("/api/v1/connections/tracker").await;
+    assert_eq!(by_slug.body["id"], json!(id));
+
+    // Sealed at rest: neither the value nor its base64 is in the table.
+    let b64 = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(format!("Bearer {PLANTED}"))
+    };
+    for needle in [PLANTED, b64.as_str()] {
+        assert_eq!(
+            db.scalar_i64(&format!(
+                "SELECT COUNT(*) FROM connection_secrets WHERE sealed LIKE '%{needle}%'"
+            ))
+            .await,
+            0
+        );
+        assert_eq!(
+            db.scalar_i64(&format!(
+                "SELECT COUNT(*) FROM audit_events WHERE args LIKE '%{needle}%'"
+            ))
+            .await,
+            0
+        );
+    }
+    assert_eq!(
+        db.scalar_i64("SELECT COUNT(*) FROM connection_secrets")
+            .await,
+        1
+    );
+    assert!(!server.log().contains(PLANTED));
+
+    // Refusals name the field and change nothing.
+    let cases = [
+        (
+            json!({"slug": "bad_slug", "name": "x", "transport": "streamable_http", "url": "https://a.example/mcp"}),
+            "slug",
+        ),
+        (
+            json!({"slug": "aa", "name": "x", "transport": "carrier-pigeon"}),
+            "transport",
+        ),
+        (
+            json!({"slug": "aa", "name": "x", "transport": "streamable_http"}),
+            "url",
+        ),
+        (
+            json!({"slug": "aa", "name": "x", "transport": "streamable_http", "url": "https://u:p@a.example/mcp"}),
+            "url",
+        ),
+        (
+            json!({"slug": "aa", "name": "x", "transport": "stdio", "command": "bash", "args": ["-c", "cat /etc/shadow"]}),
+            "command",
+        ),
+        (
+            json!({"slug": "aa", "name": "x", "transport": "stdio", "command": "npx", "credential_mode": "shared", "env": {"SWITCHBOARD_SECRET_KEY": "x"}}),
+            "env",
+        ),
+        (
+            json!({"slug": "aa", "name": "x", "transport": "streamable_http", "url": "https://a.example/mcp", "credential_mode": "shared", "headers": {"Host": "evil"}}),
+            "headers",
+        ),
+        (
+            json!({"slug": "aa", "name": "x", "transport": "streamable_http", "url": "https://a.example/mcp", "headers": {"X-Key": "v"}}),
+            "credential_mode",
+        ),
+        (
+            json!({"slug": "aa", "name": "x", "transport": "streamable_http", "url": "https://a.example/mcp", "credential_mode": "per_member"}),
+            "credential_mode",
+        ),
+    ];
+    for (body, field) in cases {
+        let r = owner.post("/api/v1/connections", body.clone()).await;
+        assert_eq!(r.status, 422, "{body}: {:?}", r.body);
+        assert!(
+            r.error_message().starts_with(field),
+            "{body}: {}",
+            r.error_message()
+        );
+    }
+    let r = owner
+        .post(
+            "/api/v1/connections",
+            json!({"slug": "aa", "name": "x", "transport": "stdio", "command": "bash"}),
+        )
+        .await;
+    assert!(
+        r.error_message().contains("allow-list"),
+        "{}",
+        r.error_message()
+    );
+    let r = owner
+        .post("/api/v1/connections", http_connection("tracker"))
+        .await;
+    assert_eq!(r.status, 409);
+    // An allow-listed stdio command with env (sealed too).
+    let r = owner
+        .post(
+            "/api/v1/connections",
+            json!({"slug": "memory", "name": "Memory", "transport": "stdio", "command": "npx",
+                   "args": ["-y", "@modelcontextprotocol/server-memory"], "credential_mode": "shared",
+                   "env": {"MEMORY_TOKEN": PLANTED}}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    assert_eq!(r.body["secret_env"], json!(["MEMORY_TOKEN"]));
+    assert_eq!(db.scalar_i64("SELECT COUNT(*) FROM connections").await, 2);
+
+    // Members cannot publish, and see nothing until granted.
+    let r = dev
+        .post("/api/v1/connections", http_connection("mine"))
+        .await;
+    assert_eq!(r.status, 403);
+    assert_eq!(dev.get("/api/v1/connections").await.body, json!([]));
+    assert_eq!(
+        dev.get(&format!("/api/v1/connections/{id}")).await.status,
+        404
+    );
+    assert_eq!(
+        dev.get("/api/v1/connections?scope=manageable").await.status,
+        403
+    );
+
+    // A team grant reaches the team's members only.
+    let team = owner.post("/api/v1/teams", json!({"name": "devs"})).await;
+    let team_id = team.body["id"].as_str().unwrap().to_owned();
+    let r = owner
+        .post(
+            &format!("/api/v1/teams/{team_id}/members"),
+            json!({"membership_id": member_id}),
+        )
+        .await;
+    assert!(
+        r.status == 200 || r.status == 201 || r.status == 204,
+        "{:?}",
+        r.body
+    );
+    let r = owner
+        .post(
+            &format!("/api/v1/connections/{id}/grants"),
+            json!({"kind": "team", "id": team_id}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let listed = dev.get("/api/v1/connections").await;
+    assert_eq!(
+        listed.body.as_array().unwrap().len(),
+        1,
+        "{:?}",
+        listed.body
+    );
+    assert_eq!(listed.body[0]["slug"], "tracker");
+    assert!(!listed.body.to_string().contains(PLANTED));
+    assert_eq!(other.get("/api/v1/connections").await.body, json!([]));
+    // An org grant reaches everyone; removing it takes it away again.
+    let r = owner
+        .post(
+            &format!("/api/v1/connections/{id}/grants"),
+            json!({"kind": "org"}),
+        )
+        .await;
+    let org_grant = r.body["grants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["kind"] == "org")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        other
+            .get("/api/v1/connections")
+            .await
+            .body
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    let r = owner
+        .delete(&format!("/api/v1/connections/{id}/grants/{org_grant}"))
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(other.get("/api/v1/connections").await.body, json!([]));
+    let r = owner
+        .post(
+            &format!("/api/v1/connections/{id}/grants"),
+            json!({"kind": "team", "id": "nope"}),
+        )
+        .await;
+    assert_eq!(r.status, 422);
+
+    // Changes: a null removes a header; disabling hides it from members.
+    let r = owner
+        .patch(
+            &format!("/api/v1/connections/{id}"),
+            json!({"headers": {"Authorization": null, "X-Api-Key": "k2"}}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.body["secret_headers"], json!(["X-Api-Key"]));
+    let r = owner
+        .patch(
+            &format!("/api/v1/connections/{id}"),
+            json!({"enabled": false}),
+        )
+        .await;
+    assert_eq!(r.body["enabled"], false);
+    assert_eq!(dev.get("/api/v1/connections").await.body, json!([]));
+    assert_eq!(
+        owner
+            .get("/api/v1/connections?scope=manageable")
+            .await
+            .body
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    let r = owner.delete(&format!("/api/v1/connections/{id}")).await;
+    assert_eq!(r.status, 204);
+    assert_eq!(
+        db.scalar_i64(&format!(
+            "SELECT COUNT(*) FROM connection_secrets WHERE connection_id = '{id}'"
+        ))
+        .await,
+        0
+    );
+    for action in [
+        "connection.create",
+        "connection.grant",
+        "connection.update",
+        "connection.delete",
+    ] {
+        assert!(
+            db.scalar_i64(&format!(
+                "SELECT COUNT(*) FROM audit_events WHERE action = '{action}'"
+            ))
+            .await
+                >= 1,
+            "{action}"
+        );
+    }
+});
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_makes_a_private_key_file() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    db.bootstrap("owner@alpha.test", "alpha");
+    let _server = Server::start(&db);
+    let path = db.data_dir().join("secret-keys.json");
+    let meta = std::fs::metadata(&path).expect("key file created on first start");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_requires_an_explicit_key() {
+    let db = TestDb::new(Backend::Postgres).await;
+    let out = db.cli(&["serve", "--listen", "127.0.0.1:0"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("SWITCHBOARD_SECRET_KEY"), "{err}");
+}
