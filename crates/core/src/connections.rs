@@ -988,3 +988,116 @@ mod tests {
         assert!(check_url("ftp://api.example.com/").is_err());
     }
 }
+
+/// What a re-sealing pass did.
+#[derive(Debug, Clone, Serialize)]
+pub struct ResealReport {
+    pub primary_key: String,
+    pub resealed: u64,
+    /// Values still sealed under older keys (0 when the rotation is done).
+    pub remaining: u64,
+}
+
+/// Whether every sealed value opens with the keyring.
+#[derive(Debug, Clone, Serialize)]
+pub struct VerifyReport {
+    pub opened: u64,
+    /// `(secret id, error)` of those that do not open.
+    pub failed: Vec<(String, String)>,
+    /// Key id → how many values it seals.
+    pub key_usage: BTreeMap<String, i64>,
+}
+
+impl Core {
+    /// Re-seals up to `limit` values still sealed under older keys with the
+    /// primary key, each in its own conditional update: a crash loses
+    /// nothing, and running it again continues where it stopped.
+    pub async fn reseal_secrets(&self, limit: u64) -> Result<ResealReport, CoreError> {
+        let vault = self.vault()?;
+        let primary = vault.primary().id().to_owned();
+        let pool = self.db.pool();
+        let mut resealed = 0u64;
+        while resealed < limit {
+            let batch = (limit - resealed).min(100) as i64;
+            let rows = storage::secrets_not_under_key(pool, &primary, batch).await?;
+            if rows.is_empty() {
+                break;
+            }
+            for s in rows {
+                let purpose = format!("connection.{}", s.kind);
+                let old = switchboard_vault::Sealed {
+                    key_id: s.key_id.clone(),
+                    blob: s.sealed.clone(),
+                };
+                let Some(new) = vault
+                    .reseal(&purpose, &s.id, &old)
+                    .map_err(|e| CoreError::Internal(format!("secret {}: {e}", s.id)))?
+                else {
+                    continue;
+                };
+                if storage::reseal_connection_secret(
+                    pool,
+                    &s.id,
+                    &s.key_id,
+                    &new.key_id,
+                    &new.blob,
+                    crate::now_ms(),
+                )
+                .await?
+                {
+                    resealed += 1;
+                }
+            }
+        }
+        let remaining = storage::secret_key_usage(pool)
+            .await?
+            .into_iter()
+            .filter(|(k, _)| *k != primary)
+            .map(|(_, n)| n as u64)
+            .sum();
+        Ok(ResealReport {
+            primary_key: primary,
+            resealed,
+            remaining,
+        })
+    }
+
+    /// Opens every sealed value (and forgets it at once) to prove the
+    /// keyring can: for operators after a key change.
+    pub async fn verify_secrets(&self) -> Result<VerifyReport, CoreError> {
+        let vault = self.vault()?;
+        let pool = self.db.pool();
+        let mut opened = 0u64;
+        let mut failed = Vec::new();
+        let mut after = String::new();
+        loop {
+            let rows = storage::secrets_after(pool, &after, 200).await?;
+            let Some(last) = rows.last() else { break };
+            after = last.id.clone();
+            for s in rows {
+                let sealed = switchboard_vault::Sealed {
+                    key_id: s.key_id.clone(),
+                    blob: s.sealed.clone(),
+                };
+                match vault.open(&format!("connection.{}", s.kind), &s.id, &sealed) {
+                    Ok(_) => opened += 1,
+                    Err(e) => failed.push((s.id.clone(), e.to_string())),
+                }
+            }
+        }
+        Ok(VerifyReport {
+            opened,
+            failed,
+            key_usage: storage::secret_key_usage(pool).await?.into_iter().collect(),
+        })
+    }
+
+    /// The ids of keys that still seal something.
+    pub async fn keys_in_use(&self) -> Result<Vec<String>, CoreError> {
+        Ok(storage::secret_key_usage(self.db.pool())
+            .await?
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect())
+    }
+}

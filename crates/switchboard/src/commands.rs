@@ -330,3 +330,116 @@ pub async fn oauth_client_revoke(settings: Settings, client_id: String) -> Resul
     core.db().close().await;
     Ok(())
 }
+
+fn env_managed_keys() -> bool {
+    std::env::var("SWITCHBOARD_SECRET_KEY").is_ok_and(|v| !v.trim().is_empty())
+}
+
+/// `secrets rotate-key`: seal every connection secret under a new key.
+/// With the key file, a new key is added first (unless a rotation is
+/// already under way: then it continues); with `SWITCHBOARD_SECRET_KEY`,
+/// the operator appends the new key to the variable and this re-seals
+/// under it. Each value is re-sealed on its own, so an interrupted run
+/// loses nothing and the next run continues. Keys nothing uses any more
+/// are dropped from the key file at the end.
+pub async fn secrets_rotate_key(settings: Settings, limit: Option<u64>) -> Result<()> {
+    let mut ring = keyring(&settings)?;
+    let core = open_core(&settings).await?.with_vault(ring.clone());
+    let before = core.reseal_secrets(0).await?;
+    if !env_managed_keys() && before.remaining == 0 {
+        let id = ring.add_key_to_file(settings.data_dir())?.id().to_owned();
+        println!("added key {id} to the key file; it seals from now on");
+    }
+    let core = open_core(&settings).await?.with_vault(ring.clone());
+    let report = core.reseal_secrets(limit.unwrap_or(u64::MAX)).await?;
+    println!(
+        "re-sealed {} secret value(s) under key {}; {} still under older keys",
+        report.resealed, report.primary_key, report.remaining
+    );
+    if report.remaining > 0 {
+        println!("run `switchboard secrets rotate-key` again to continue");
+    } else {
+        // A running server keeps sealing with the key it loaded at start:
+        // old keys go only once every server has restarted (prune-keys).
+        println!(
+            "done: restart every server so it seals with key {}, then run `switchboard secrets rotate-key` once more (it re-seals anything sealed meanwhile) and `switchboard secrets prune-keys`",
+            report.primary_key
+        );
+    }
+    core.db().close().await;
+    Ok(())
+}
+
+/// `secrets prune-keys`: drops keys no sealed value uses (key file only).
+pub async fn secrets_prune_keys(settings: Settings) -> Result<()> {
+    let mut ring = keyring(&settings)?;
+    let core = open_core(&settings).await?.with_vault(ring.clone());
+    let pending = core.reseal_secrets(0).await?;
+    if pending.remaining > 0 {
+        bail!(
+            "{} value(s) are still sealed under older keys: run `switchboard secrets rotate-key` first",
+            pending.remaining
+        );
+    }
+    let used = core.keys_in_use().await?;
+    if env_managed_keys() {
+        let unused: Vec<String> = ring
+            .key_ids()
+            .into_iter()
+            .filter(|k| *k != ring.primary().id() && !used.contains(k))
+            .collect();
+        println!(
+            "keys come from SWITCHBOARD_SECRET_KEY: remove {} from it on every replica",
+            if unused.is_empty() {
+                "nothing".to_owned()
+            } else {
+                unused.join(", ")
+            }
+        );
+    } else {
+        let dropped = ring.retain_in_file(settings.data_dir(), &used)?;
+        if dropped.is_empty() {
+            println!("every key in the key file is in use");
+        } else {
+            println!(
+                "dropped unused key(s) {} from the key file",
+                dropped.join(", ")
+            );
+        }
+    }
+    core.db().close().await;
+    Ok(())
+}
+
+/// `secrets verify`: opens every sealed value with the current keys.
+pub async fn secrets_verify(settings: Settings, json: bool) -> Result<()> {
+    let ring = keyring(&settings)?;
+    let core = open_core(&settings).await?.with_vault(ring.clone());
+    let report = core.verify_secrets().await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!(
+            "{} secret value(s) open; {} do not",
+            report.opened,
+            report.failed.len()
+        );
+        for (k, n) in &report.key_usage {
+            let primary = if *k == ring.primary().id() {
+                " (primary)"
+            } else {
+                ""
+            };
+            println!("  key {k}{primary}: {n} value(s)");
+        }
+        for (id, e) in &report.failed {
+            println!("  secret {id}: {e}");
+        }
+    }
+    core.db().close().await;
+    if report.failed.is_empty() {
+        Ok(())
+    } else {
+        bail!("{} secret value(s) cannot be opened", report.failed.len())
+    }
+}

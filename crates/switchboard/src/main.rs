@@ -57,6 +57,27 @@ enum Command {
     /// Register, list and revoke OAuth clients (MCP apps that sign members in).
     #[command(subcommand, name = "oauth-client")]
     OAuthClient(OAuthClientCommand),
+    /// The keys that seal connection secrets.
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum SecretsCommand {
+    /// Seal every connection secret under a new key (resumable: run it
+    /// again after an interruption).
+    RotateKey {
+        /// Re-seal at most this many values in this run.
+        #[arg(long)]
+        limit: Option<u64>,
+    },
+    /// Drop keys no sealed value uses (after every server restarted).
+    PruneKeys,
+    /// Check that every sealed value opens with the current keys.
+    Verify {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -233,6 +254,13 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             json,
         }) => {
             commands::oauth_client_register(settings, name, redirect_uris, confidential, json).await
+        }
+        Command::Secrets(SecretsCommand::RotateKey { limit }) => {
+            commands::secrets_rotate_key(settings, limit).await
+        }
+        Command::Secrets(SecretsCommand::PruneKeys) => commands::secrets_prune_keys(settings).await,
+        Command::Secrets(SecretsCommand::Verify { json }) => {
+            commands::secrets_verify(settings, json).await
         }
         Command::OAuthClient(OAuthClientCommand::List { json }) => {
             commands::oauth_client_list(settings, json).await

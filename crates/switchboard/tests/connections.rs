@@ -314,3 +314,98 @@ async fn postgres_requires_an_explicit_key() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("SWITCHBOARD_SECRET_KEY"), "{err}");
 }
+
+/// Key rotation on SQLite's key file: interrupted after one value, resumed,
+/// every value opens under the new key, and the old key goes only when
+/// nothing uses it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotate_key_is_resumable_and_keeps_every_value_openable() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    db.bootstrap("owner@alpha.test", "alpha");
+    let mut server = Server::start(&db);
+    let owner = Api::sign_in(&server, "owner@alpha.test", PASSWORD).await;
+    for slug in ["one", "two", "three"] {
+        let r = owner
+            .post("/api/v1/connections", http_connection(slug))
+            .await;
+        assert_eq!(r.status, 201, "{:?}", r.body);
+    }
+    server.signal("TERM");
+    let key_ids = || {
+        let text = std::fs::read_to_string(db.data_dir().join("secret-keys.json")).unwrap();
+        let v: Value = serde_json::from_str(&text).unwrap();
+        v["keys"].as_array().unwrap().len()
+    };
+    assert_eq!(key_ids(), 1);
+    let old_key = db
+        .scalar_i64("SELECT COUNT(DISTINCT key_id) FROM connection_secrets")
+        .await;
+    assert_eq!(old_key, 1);
+
+    // "Crash" after one value: the run stops and says how many remain.
+    let out = db.cli(&["secrets", "rotate-key", "--limit", "1"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("re-sealed 1 secret value(s)") && text.contains("2 still under older keys"),
+        "{text}"
+    );
+    assert_eq!(key_ids(), 2);
+    assert_eq!(
+        db.scalar_i64("SELECT COUNT(DISTINCT key_id) FROM connection_secrets")
+            .await,
+        2
+    );
+    // Both keys open everything meanwhile.
+    let out = db.cli(&["secrets", "verify"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("3 secret value(s) open; 0 do not"));
+    // Pruning now would lose values: refused.
+    let out = db.cli(&["secrets", "prune-keys"]);
+    assert!(!out.status.success());
+    // Resume: no third key is added, the rest moves to the new key.
+    let out = db.cli(&["secrets", "rotate-key"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        text.contains("re-sealed 2 secret value(s)") && text.contains("0 still under older keys"),
+        "{text}"
+    );
+    assert_eq!(key_ids(), 2);
+    assert_eq!(
+        db.scalar_i64("SELECT COUNT(DISTINCT key_id) FROM connection_secrets")
+            .await,
+        1
+    );
+    let out = db.cli(&["secrets", "prune-keys"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(key_ids(), 1);
+    let out = db.cli(&["secrets", "verify", "--json"]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["opened"], 3);
+    assert_eq!(v["failed"], json!([]));
+    // The planted value is still nowhere in the clear.
+    assert_eq!(
+        db.scalar_i64(&format!(
+            "SELECT COUNT(*) FROM connection_secrets WHERE sealed LIKE '%{PLANTED}%'"
+        ))
+        .await,
+        0
+    );
+    // A server restarted on the new key file still serves the connections.
+    let server = Server::start(&db);
+    let owner = Api::sign_in(&server, "owner@alpha.test", PASSWORD).await;
+    let r = owner.get("/api/v1/connections?scope=manageable").await;
+    assert_eq!(r.body.as_array().unwrap().len(), 3);
+}

@@ -286,3 +286,68 @@ pub async fn connection_grants<'c>(
     .fetch_all(e)
     .await?)
 }
+
+/// Sealed values not sealed under `key_id` (for key rotation), at most `limit`.
+pub async fn secrets_not_under_key<'c>(
+    e: impl Exec<'c>,
+    key_id: &str,
+    limit: i64,
+) -> Result<Vec<ConnectionSecretRow>> {
+    Ok(sqlx::query_as(
+        "SELECT id, connection_id, kind, name, key_id, sealed, created_at, updated_at
+         FROM connection_secrets WHERE key_id <> $1 ORDER BY id LIMIT $2",
+    )
+    .bind(key_id)
+    .bind(limit)
+    .fetch_all(e)
+    .await?)
+}
+
+/// Every sealed value (to verify that each one opens), in pages by id.
+pub async fn secrets_after<'c>(
+    e: impl Exec<'c>,
+    after_id: &str,
+    limit: i64,
+) -> Result<Vec<ConnectionSecretRow>> {
+    Ok(sqlx::query_as(
+        "SELECT id, connection_id, kind, name, key_id, sealed, created_at, updated_at
+         FROM connection_secrets WHERE id > $1 ORDER BY id LIMIT $2",
+    )
+    .bind(after_id)
+    .bind(limit)
+    .fetch_all(e)
+    .await?)
+}
+
+/// Replaces a sealed value, only if it is still sealed under `old_key_id`
+/// (a concurrent change wins; rotation then leaves it alone).
+pub async fn reseal_connection_secret<'c>(
+    e: impl Exec<'c>,
+    id: &str,
+    old_key_id: &str,
+    new_key_id: &str,
+    sealed: &str,
+    now: i64,
+) -> Result<bool> {
+    let r = sqlx::query(
+        "UPDATE connection_secrets SET key_id = $3, sealed = $4, updated_at = $5
+         WHERE id = $1 AND key_id = $2",
+    )
+    .bind(id)
+    .bind(old_key_id)
+    .bind(new_key_id)
+    .bind(sealed)
+    .bind(now)
+    .execute(e)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// How many sealed values each key seals.
+pub async fn secret_key_usage<'c>(e: impl Exec<'c>) -> Result<Vec<(String, i64)>> {
+    Ok(sqlx::query_as(
+        "SELECT key_id, COUNT(*) FROM connection_secrets GROUP BY key_id ORDER BY key_id",
+    )
+    .fetch_all(e)
+    .await?)
+}

@@ -1,104 +1,266 @@
 // Completes Switchboard's authorization pages in headless Chromium, as a
-// member would: sign in (if the page asks), pick the organization, approve
-// (or deny), then stop when the browser is sent to the client's redirect URI.
+// member would: sign in (if the page asks), pick the organization (if the
+// page asks), approve or deny (unless consent is remembered), then stop when
+// the browser is sent to the client's redirect URI.
 //
 //   node browser_authorize.mjs --url AUTHORIZATION_URL --email E --password P
-//        [--org SLUG] [--decision approve|deny] --expect-redirect PREFIX
+//        [--org SLUG] [--decision approve|deny] [--expect-redirect PREFIX]
 //        [--timeout-ms N]
 //
-// Needs playwright-core (NODE_PATH or a node_modules above this file) and
-// $SWITCHBOARD_CHROMIUM (default /usr/lib/chromium/chromium). The request to
-// the redirect URI is observed, not answered: nothing needs to listen there
-// (and if something does, e.g. mcp-remote, it gets the code as usual).
+// Run it with Node 22 (target/mcp-tools/node22/bin/node). Needs:
+//   playwright-core  found in $SWITCHBOARD_MCP_TOOLS/node_modules, each
+//                    NODE_PATH entry, or <repo>/target/mcp-tools/node_modules
+//   Chromium         $SWITCHBOARD_CHROMIUM, default Debian's
+//                    /usr/lib/chromium/chromium (never downloaded)
 //
-// Prints one JSON line: {"redirect": URL, "steps": ["sign-in", ...]}.
-// Exit 0 when the redirect was reached; 3 on an error page (its text on
-// stderr); 2 on anything else (timeout, unexpected page).
+// The page contract (crates/oauth/templates): form#oauth-sign-in (email,
+// password), form#oauth-pick-org (radio `org` = slug), form#oauth-consent
+// (button[name=decision][value=approve|deny]), main#oauth-error.
+//
+// The flow ends at the first request to a URL starting with PREFIX (without
+// --expect-redirect: the first top-level navigation that leaves the
+// authorization URL's origin). That request is observed, not intercepted:
+// nothing needs to listen there (a refused connection is fine), and if
+// something does (mcp-remote's or the conformance suite's callback server)
+// it receives the code as usual; the script waits for its answer (up to 10 s)
+// before closing the browser.
+//
+// Output (stdout, one JSON line) and exit status:
+//   0  {"redirect": URL, "steps": ["sign-in", "pick-org", "consent"]}
+//      (steps = the pages actually seen, in order)
+//   2  bad arguments, no Chromium / playwright-core, timeout, unexpected
+//      page, --org not offered: nothing on stdout, a message on stderr
+//      with the page's URL, title and a text excerpt
+//   3  an error page (main#oauth-error): {"error": TEXT, "steps": [...]}
+//   4  a step refused its input and showed its form again (wrong password,
+//      ...): {"refused": STEP, "alert": TEXT, "steps": [...]}
 
+import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
 
-// NODE_PATH (the tools' node_modules) is honoured by require().
-const require = createRequire(import.meta.url);
-const { chromium } = require('playwright-core');
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const DEFAULT_CHROMIUM = '/usr/lib/chromium/chromium';
 
-function args(argv) {
-  const out = { decision: 'approve', timeoutMs: 60000 };
-  for (let i = 0; i < argv.length; i += 2) {
-    const [k, v] = [argv[i], argv[i + 1]];
-    if (v === undefined) fail(2, `missing value for ${k}`);
-    switch (k) {
-      case '--url': out.url = v; break;
-      case '--email': out.email = v; break;
-      case '--password': out.password = v; break;
-      case '--org': out.org = v; break;
-      case '--decision': out.decision = v; break;
-      case '--expect-redirect': out.expect = v; break;
-      case '--timeout-ms': out.timeoutMs = Number(v); break;
-      default: fail(2, `unknown argument ${k}`);
-    }
-  }
-  for (const k of ['url', 'email', 'password', 'expect']) if (!out[k]) fail(2, `--${k} is required`);
-  return out;
-}
-
-function fail(code, msg) {
+function die(code, msg) {
   process.stderr.write(`browser_authorize: ${msg}\n`);
   process.exit(code);
 }
 
-const opts = args(process.argv.slice(2));
-const browser = await chromium.launch({
-  executablePath: process.env.SWITCHBOARD_CHROMIUM || '/usr/lib/chromium/chromium',
-  headless: true,
-});
+// ---------------------------------------------------------------------------
+// Arguments
+// ---------------------------------------------------------------------------
+function parse(argv) {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      strict: true,
+      options: {
+        url: { type: 'string' },
+        email: { type: 'string' },
+        password: { type: 'string' },
+        org: { type: 'string' },
+        decision: { type: 'string', default: 'approve' },
+        'expect-redirect': { type: 'string' },
+        'timeout-ms': { type: 'string', default: '60000' },
+      },
+    }));
+  } catch (e) {
+    die(2, e.message);
+  }
+  for (const k of ['url', 'email', 'password']) if (!values[k]) die(2, `--${k} is required`);
+  let origin;
+  try {
+    origin = new URL(values.url).origin;
+  } catch {
+    die(2, `--url is not a URL: ${values.url}`);
+  }
+  if (!['approve', 'deny'].includes(values.decision)) die(2, `--decision must be approve or deny, not ${values.decision}`);
+  const timeoutMs = Number(values['timeout-ms']);
+  if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) die(2, `--timeout-ms must be a positive integer`);
+  return {
+    url: values.url,
+    origin,
+    email: values.email,
+    password: values.password,
+    org: values.org,
+    decision: values.decision,
+    expect: values['expect-redirect'],
+    timeoutMs,
+  };
+}
+
+// ESM `import` ignores NODE_PATH, so find the package directory and require it.
+function loadPlaywright() {
+  const dirs = [
+    process.env.SWITCHBOARD_MCP_TOOLS && path.join(process.env.SWITCHBOARD_MCP_TOOLS, 'node_modules'),
+    ...(process.env.NODE_PATH || '').split(path.delimiter),
+    path.resolve(HERE, '../../../../target/mcp-tools/node_modules'),
+  ].filter(Boolean);
+  for (const d of dirs) {
+    const pkg = path.join(d, 'playwright-core');
+    if (existsSync(path.join(pkg, 'package.json'))) return createRequire(import.meta.url)(pkg);
+  }
+  die(2, `playwright-core not found in ${dirs.join(', ')}: run scripts/mcp-tools.sh (or set SWITCHBOARD_MCP_TOOLS)`);
+}
+
+const opts = parse(process.argv.slice(2));
+const executablePath = process.env.SWITCHBOARD_CHROMIUM || DEFAULT_CHROMIUM;
+if (!existsSync(executablePath)) {
+  die(
+    2,
+    `headless Chromium is missing at ${executablePath}: install Debian's chromium ` +
+      `(apt-get install -y --no-install-recommends chromium, as root) or set SWITCHBOARD_CHROMIUM`,
+  );
+}
+const { chromium } = loadPlaywright();
+
+// ---------------------------------------------------------------------------
+// Browser
+// ---------------------------------------------------------------------------
+let browser;
+try {
+  browser = await chromium.launch({ executablePath, headless: true });
+} catch (e) {
+  die(2, `cannot launch ${executablePath}: ${e.message}`);
+}
+const page = await browser.newPage();
+const steps = [];
+
+// Ends the run: closes the browser (bounded), prints, exits.
+async function finish(code, json, message) {
+  clearTimeout(timer);
+  await Promise.race([browser.close().catch(() => {}), sleep(5000)]);
+  if (message) process.stderr.write(`browser_authorize: ${message}\n`);
+  if (json) process.stdout.write(JSON.stringify(json) + '\n');
+  process.exit(code);
+}
+
+function sleep(ms) {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+// URL, title and the start of the visible text, for messages.
+async function describe() {
+  const grab = async (f) => (await Promise.race([f().catch(() => ''), sleep(2000).then(() => '')])) || '';
+  const title = await grab(() => page.title());
+  const text = (await grab(() => page.innerText('body'))).replace(/\s+/g, ' ').trim().slice(0, 400);
+  return `${page.url()} (title "${title}"): ${text || '(no text)'}`;
+}
+
 const timer = setTimeout(async () => {
-  const pages = browser.contexts().flatMap((c) => c.pages());
-  const where = pages.length ? `${pages[0].url()} (${await pages[0].title().catch(() => '')})` : 'no page';
-  fail(2, `timed out after ${opts.timeoutMs} ms at ${where}`);
+  await finish(2, null, `timed out after ${opts.timeoutMs} ms (steps seen: ${steps.join(', ') || 'none'}) at ${await describe()}`);
 }, opts.timeoutMs);
 
-const steps = [];
-let redirect = null;
-try {
-  const context = await browser.newContext();
-  const page = await context.newPage();
-  // The client's redirect URI: watch for the request (route handlers do
-  // not see requests reached through a redirect). If nothing listens there
-  // the navigation fails, which is fine: the URL is what we wanted.
-  page.on('request', (r) => {
-    if (!redirect && r.url().startsWith(opts.expect)) redirect = r.url();
-  });
-  await page.goto(opts.url, { waitUntil: 'domcontentloaded' }).catch((e) => {
-    if (!redirect) throw e;
-  });
-  for (let n = 0; n < 10 && !redirect; n++) {
-    if (await page.$('main#oauth-error')) {
-      const text = (await page.textContent('main#oauth-error')).trim().replace(/\s+/g, ' ');
-      process.stderr.write(`browser_authorize: error page: ${text}\n`);
-      process.stdout.write(JSON.stringify({ error: text, steps }) + '\n');
-      process.exit(3);
-    }
-    const nav = () => page.waitForNavigation({ waitUntil: 'domcontentloaded' }).catch(() => {});
-    if (await page.$('form#oauth-sign-in')) {
-      steps.push('sign-in');
-      await page.fill('form#oauth-sign-in input[name=email]', opts.email);
-      await page.fill('form#oauth-sign-in input[name=password]', opts.password);
-      await Promise.all([nav(), page.click('form#oauth-sign-in button[type=submit]')]);
-    } else if (await page.$('form#oauth-pick-org')) {
-      steps.push('pick-org');
-      if (opts.org) await page.check(`form#oauth-pick-org input[name=org][value="${opts.org}"]`);
-      await Promise.all([nav(), page.click('form#oauth-pick-org button[type=submit]')]);
-    } else if (await page.$('form#oauth-consent')) {
-      steps.push('consent');
-      await Promise.all([nav(), page.click(`form#oauth-consent button[name=decision][value=${opts.decision}]`)]);
-    } else if (!redirect) {
-      const text = ((await page.textContent('body').catch(() => '')) || '').trim().slice(0, 300);
-      fail(2, `unexpected page ${page.url()} (${await page.title()}): ${text}`);
+// The redirect: the first matching request, whatever happens to it after.
+let redirectReq = null;
+let redirectSeen;
+const redirected = new Promise((r) => (redirectSeen = r));
+function isRedirect(req) {
+  const url = req.url();
+  if (opts.expect) return url.startsWith(opts.expect);
+  if (!/^https?:/.test(url) || !req.isNavigationRequest()) return false;
+  try {
+    return req.frame() === page.mainFrame() && new URL(url).origin !== opts.origin;
+  } catch {
+    return false;
+  }
+}
+page.on('request', (req) => {
+  if (!redirectReq && isRedirect(req)) {
+    redirectReq = req;
+    redirectSeen();
+  }
+});
+
+// Runs an action that navigates (goto, a submit) and waits until the new page
+// is loaded, its navigation failed, or the redirect was requested.
+async function navigate(action) {
+  const loaded = page.waitForNavigation({ waitUntil: 'domcontentloaded', timeout: 0 }).catch(() => {});
+  await Promise.race([
+    action().catch((e) => {
+      if (!redirectReq) throw e;
+    }),
+    redirected,
+  ]);
+  await Promise.race([loaded, redirected]);
+}
+
+// Which step is on screen: 'error' | 'sign-in' | 'pick-org' | 'consent' | null.
+async function onScreen() {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      if (await page.locator('main#oauth-error').count()) return 'error';
+      if (await page.locator('form#oauth-sign-in').count()) return 'sign-in';
+      if (await page.locator('form#oauth-pick-org').count()) return 'pick-org';
+      if (await page.locator('form#oauth-consent').count()) return 'consent';
+      return null;
+    } catch (e) {
+      // "Execution context was destroyed": a navigation was still going on.
+      if (attempt >= 5) throw e;
+      await page.waitForLoadState('domcontentloaded').catch(() => {});
     }
   }
-  if (!redirect) fail(2, `the pages did not lead to ${opts.expect}; last page ${page.url()}`);
-  process.stdout.write(JSON.stringify({ redirect, steps }) + '\n');
-} finally {
-  clearTimeout(timer);
-  await browser.close();
+}
+
+async function alertText() {
+  const alert = page.locator('main [role=alert]');
+  if (!(await alert.count())) return '';
+  return (await alert.first().innerText()).replace(/\s+/g, ' ').trim();
+}
+
+// ---------------------------------------------------------------------------
+// The flow
+// ---------------------------------------------------------------------------
+try {
+  await navigate(() => page.goto(opts.url, { waitUntil: 'domcontentloaded', timeout: 0 }));
+  let last = null;
+  while (!redirectReq) {
+    const step = await onScreen();
+    if (redirectReq) break;
+    if (step === 'error') {
+      const text = (await page.locator('main#oauth-error').innerText()).replace(/\s+/g, ' ').trim();
+      await finish(3, { error: text, steps }, `error page: ${text}`);
+    }
+    if (step === null) {
+      await finish(2, null, `unexpected page (steps seen: ${steps.join(', ') || 'none'}) at ${await describe()}`);
+    }
+    if (step === last) {
+      // The form came back: the server refused what was submitted.
+      const alert = await alertText();
+      if (alert) await finish(4, { refused: step, alert, steps }, `${step} refused: ${alert}`);
+      await finish(2, null, `the ${step} page came back after it was submitted, at ${await describe()}`);
+    }
+    steps.push(step);
+    last = step;
+
+    if (step === 'sign-in') {
+      await page.fill('form#oauth-sign-in input[name=email]', opts.email);
+      await page.fill('form#oauth-sign-in input[name=password]', opts.password);
+      await navigate(() => page.click('form#oauth-sign-in button[type=submit]'));
+    } else if (step === 'pick-org') {
+      if (opts.org) {
+        const radio = page.locator(`form#oauth-pick-org input[name=org][value=${JSON.stringify(opts.org)}]`);
+        if (!(await radio.count()) || !(await radio.isEnabled())) {
+          const offered = await page
+            .locator('form#oauth-pick-org input[name=org]:not([disabled])')
+            .evaluateAll((els) => els.map((e) => e.value));
+          await finish(2, null, `organization ${opts.org} is not offered (enabled: ${offered.join(', ') || 'none'}) at ${page.url()}`);
+        }
+        await radio.check();
+      }
+      await navigate(() => page.click('form#oauth-pick-org button[type=submit]'));
+    } else if (step === 'consent') {
+      await navigate(() => page.click(`form#oauth-consent button[name=decision][value=${opts.decision}]`));
+    }
+  }
+
+  // Let whatever listens at the redirect URI receive it before the browser goes.
+  await Promise.race([redirectReq.response().catch(() => null), sleep(10000)]);
+  await finish(0, { redirect: redirectReq.url(), steps });
+} catch (e) {
+  await finish(2, null, `${e.message.split('\n')[0]} (steps seen: ${steps.join(', ') || 'none'}) at ${await describe()}`);
 }
