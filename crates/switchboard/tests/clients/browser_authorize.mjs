@@ -130,8 +130,13 @@ try {
 const page = await browser.newPage();
 const steps = [];
 
-// Ends the run: closes the browser (bounded), prints, exits.
+// Ends the run: closes the browser (bounded), prints, exits. Only the first
+// call counts (the timer and the flow may both get here; closing the browser
+// makes the flow's pending calls fail).
+let finishing = false;
 async function finish(code, json, message) {
+  if (finishing) return new Promise(() => {});
+  finishing = true;
   clearTimeout(timer);
   await Promise.race([browser.close().catch(() => {}), sleep(5000)]);
   if (message) process.stderr.write(`browser_authorize: ${message}\n`);
@@ -145,14 +150,15 @@ function sleep(ms) {
 
 // URL, title and the start of the visible text, for messages.
 async function describe() {
-  const grab = async (f) => (await Promise.race([f().catch(() => ''), sleep(2000).then(() => '')])) || '';
+  const grab = async (f) => (await Promise.race([f().catch(() => ''), sleep(1000).then(() => '')])) || '';
   const title = await grab(() => page.title());
   const text = (await grab(() => page.innerText('body'))).replace(/\s+/g, ' ').trim().slice(0, 400);
   return `${page.url()} (title "${title}"): ${text || '(no text)'}`;
 }
 
 const timer = setTimeout(async () => {
-  await finish(2, null, `timed out after ${opts.timeoutMs} ms (steps seen: ${steps.join(', ') || 'none'}) at ${await describe()}`);
+  const where = await describe();
+  await finish(2, null, `timed out after ${opts.timeoutMs} ms (steps seen: ${steps.join(', ') || 'none'}) at ${where}`);
 }, opts.timeoutMs);
 
 // The redirect: the first matching request, whatever happens to it after.
