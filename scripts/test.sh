@@ -9,7 +9,9 @@
 #   3. start a throwaway PostgreSQL cluster (scripts/pg-cluster.sh) and export
 #      SWITCHBOARD_TEST_POSTGRES_URL; it is stopped and deleted on exit
 #   3b. install (or reuse) the real MCP clients and the conformance suite
-#      (scripts/mcp-tools.sh) and export SWITCHBOARD_MCP_TOOLS
+#      (scripts/mcp-tools.sh) and export SWITCHBOARD_MCP_TOOLS; Debian's
+#      chromium for the OAuth browser tests (installed as root when missing;
+#      an error under CI=true, a warning otherwise) and SWITCHBOARD_CHROMIUM
 #   5. the MCP benchmark in smoke mode (SMOKE=1 PROFILE=debug bench/mcp.sh)
 #   4. build, then run every test: `cargo nextest run --workspace --no-fail-fast`,
 #      or `cargo test --workspace --no-fail-fast` when cargo-nextest is not
@@ -176,7 +178,17 @@ end_stage ok
 begin_stage "3b. MCP client tools"
 SWITCHBOARD_MCP_TOOLS=${SWITCHBOARD_MCP_TOOLS:-$ROOT/target/mcp-tools}
 export SWITCHBOARD_MCP_TOOLS
-./scripts/mcp-tools.sh
+TOOL_PATHS=$(./scripts/mcp-tools.sh)
+printf '%s\n' "$TOOL_PATHS"
+# chromium= is empty when Chromium is missing (not root, not CI): the browser
+# tests then fail saying how to install it.
+CHROMIUM_BIN=$(sed -n 's/^chromium=//p' <<<"$TOOL_PATHS")
+if [ -n "$CHROMIUM_BIN" ]; then
+    export SWITCHBOARD_CHROMIUM=$CHROMIUM_BIN
+    printf 'SWITCHBOARD_CHROMIUM=%s\n' "$SWITCHBOARD_CHROMIUM"
+else
+    printf 'warning: no headless Chromium; the OAuth browser tests will fail (as root: apt-get install -y --no-install-recommends chromium)\n' >&2
+fi
 end_stage ok
 
 # ---------------------------------------------------------------------------
