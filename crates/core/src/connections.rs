@@ -23,6 +23,8 @@ use crate::views::rfc3339;
 use crate::{Core, CoreError, Ctx};
 
 const MAX_SECRETS: usize = 32;
+/// The catalog key of a connection's shared (or absent) credential.
+pub const SHARED: &str = "shared";
 const MAX_HEADER_VALUE: usize = 8 * 1024;
 const MAX_ENV_VALUE: usize = 32 * 1024;
 const MAX_ARGS: usize = 64;
@@ -141,6 +143,14 @@ pub struct ConnectionView {
     /// Names of the shared environment variables set.
     pub secret_env: Vec<String>,
     pub grants: Vec<GrantView>,
+    /// `unknown` (never contacted), `connected` or `disconnected`.
+    pub health: String,
+    /// Why the last contact with the upstream failed, if it did.
+    pub last_error: Option<String>,
+    /// When the tool list was last fetched.
+    pub catalog_refreshed_at: Option<String>,
+    /// How many upstream tools the catalog holds.
+    pub tool_count: usize,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -178,11 +188,22 @@ fn json_list(v: &Option<String>) -> Option<Vec<String>> {
     v.as_deref().and_then(|s| serde_json::from_str(s).ok())
 }
 
+/// What the last contact with the upstream left.
+#[derive(Default)]
+struct Health {
+    state: Option<(String, Option<String>, Option<i64>)>,
+    tool_count: usize,
+}
+
 fn view(
     r: &ConnectionRow,
     secrets: &[ConnectionSecretRow],
     grants: &[ConnectionGrantRow],
+    health: Health,
 ) -> ConnectionView {
+    let (state, last_error, refreshed) = health
+        .state
+        .unwrap_or_else(|| ("unknown".to_owned(), None, None));
     let names = |kind: &str| {
         secrets
             .iter()
@@ -215,6 +236,10 @@ fn view(
                 grantee_id: g.grantee_id.clone(),
             })
             .collect(),
+        health: state,
+        last_error,
+        catalog_refreshed_at: refreshed.map(rfc3339),
+        tool_count: health.tool_count,
         created_at: rfc3339(r.created_at),
         updated_at: rfc3339(r.updated_at),
     }
@@ -554,7 +579,7 @@ impl Core {
             }
             entry.target = Some(row.id.clone());
             let secrets = storage::connection_secrets(&mut *conn, &row.id).await?;
-            Ok(view(&row, &secrets, &[]))
+            Ok(view(&row, &secrets, &[], Health::default()))
         })
         .await
     }
@@ -610,7 +635,13 @@ impl Core {
     ) -> Result<ConnectionView, CoreError> {
         let secrets = storage::connection_secrets(&mut *conn, &row.id).await?;
         let grants = storage::connection_grants(&mut *conn, &row.id).await?;
-        Ok(view(row, &secrets, &grants))
+        let health = Health {
+            state: storage::connection_health(&mut *conn, &row.id).await?,
+            tool_count: storage::connection_tools(&mut *conn, &row.id, SHARED)
+                .await?
+                .len(),
+        };
+        Ok(view(row, &secrets, &grants, health))
     }
 
     /// Changes a connection (connections.publish).
@@ -1098,6 +1129,142 @@ impl Core {
             .await?
             .into_iter()
             .map(|(k, _)| k)
+            .collect())
+    }
+}
+
+/// One upstream tool as the gateway fetched it.
+#[derive(Debug, Clone)]
+pub struct CatalogTool {
+    pub name: String,
+    pub title: Option<String>,
+    pub description: String,
+    pub input_schema: serde_json::Value,
+    pub output_schema: Option<serde_json::Value>,
+    pub annotations: Option<serde_json::Value>,
+}
+
+/// Where the gateway must connect, and with what (never shown to anyone).
+#[derive(Debug, Clone)]
+pub struct UpstreamTarget {
+    pub id: String,
+    pub slug: String,
+    pub transport: String,
+    pub url: Option<String>,
+    pub command: Option<String>,
+    pub args: Vec<String>,
+}
+
+/// Upstream tool names are at most this long and this many are kept.
+const MAX_CATALOG: usize = 1000;
+
+impl Core {
+    /// The upstream a connection points at, for an admin refreshing its
+    /// catalog (connections.publish).
+    pub async fn connection_for_refresh(
+        &self,
+        ctx: Ctx<'_>,
+        id: &str,
+    ) -> Result<UpstreamTarget, CoreError> {
+        let p = ctx.principal;
+        self.check_read(
+            ctx,
+            "connection.refresh",
+            Some(id),
+            p.require(Permission::ConnectionsPublish, Scope::WriteOrg),
+        )
+        .await?;
+        let row = storage::connection_in_org(self.db.pool(), &p.org_id, id)
+            .await?
+            .ok_or(CoreError::NotFound("connection"))?;
+        Ok(UpstreamTarget {
+            id: row.id,
+            slug: row.slug,
+            transport: row.transport,
+            url: row.url,
+            command: row.command,
+            args: serde_json::from_str(&row.args).unwrap_or_default(),
+        })
+    }
+
+    /// Stores what a catalog refresh found: the tool list (replacing the
+    /// cached one) and the health, or the failure and `disconnected` (the
+    /// cached list stays). Audited.
+    pub async fn store_catalog(
+        &self,
+        ctx: Ctx<'_>,
+        id: &str,
+        fetched: Result<Vec<CatalogTool>, String>,
+    ) -> Result<ConnectionView, CoreError> {
+        let p = ctx.principal;
+        let now = ctx.meta.now_ms;
+        let args = match &fetched {
+            Ok(t) => json!({"tools": t.len()}),
+            Err(e) => json!({"error": e}),
+        };
+        self.write(
+            ctx,
+            AuditEntry::new("connection.refresh", Some(id), args),
+            async |conn, _| {
+                p.require(Permission::ConnectionsPublish, Scope::WriteOrg)?;
+                let row = storage::connection_in_org(&mut *conn, &p.org_id, id)
+                    .await?
+                    .ok_or(CoreError::NotFound("connection"))?;
+                match &fetched {
+                    Ok(tools) => {
+                        let rows: Vec<storage::ConnectionToolRow> = tools
+                            .iter()
+                            .take(MAX_CATALOG)
+                            .map(|t| storage::ConnectionToolRow {
+                                connection_id: row.id.clone(),
+                                credential_key: SHARED.to_owned(),
+                                name: t.name.clone(),
+                                title: t.title.clone(),
+                                description: t.description.clone(),
+                                input_schema: t.input_schema.to_string(),
+                                output_schema: t.output_schema.as_ref().map(|v| v.to_string()),
+                                annotations: t.annotations.as_ref().map(|v| v.to_string()),
+                                fetched_at: now,
+                            })
+                            .collect();
+                        storage::replace_connection_tools(conn, &row.id, SHARED, &rows).await?;
+                        storage::set_connection_health(
+                            &mut *conn,
+                            &row.id,
+                            "connected",
+                            None,
+                            Some(now),
+                        )
+                        .await?;
+                    }
+                    Err(e) => {
+                        storage::set_connection_health(
+                            &mut *conn,
+                            &row.id,
+                            "disconnected",
+                            Some(e),
+                            None,
+                        )
+                        .await?;
+                    }
+                }
+                self.load_view(conn, &row).await
+            },
+        )
+        .await
+    }
+
+    /// The cached tool names of a connection (for admins and tests).
+    pub async fn catalog_tool_names(
+        &self,
+        ctx: Ctx<'_>,
+        id: &str,
+    ) -> Result<Vec<String>, CoreError> {
+        let view = self.get_connection(ctx, id).await?;
+        Ok(storage::connection_tools(self.db.pool(), &view.id, SHARED)
+            .await?
+            .into_iter()
+            .map(|t| t.name)
             .collect())
     }
 }

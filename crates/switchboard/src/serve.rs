@@ -41,6 +41,7 @@ fn init_tracing(settings: &Settings) {
 pub fn app(
     state: ApiState,
     oauth: switchboard_oauth::ClientMetadataSettings,
+    gateway: Router,
     mcp: Router,
     request_timeout: std::time::Duration,
 ) -> Router {
@@ -50,6 +51,7 @@ pub fn app(
         .merge(switchboard_oauth::router(
             switchboard_oauth::OAuthState::new(state.clone(), oauth),
         ))
+        .merge(gateway)
         .merge(switchboard_web::router(state))
         .fallback(|| async {
             ApiError::new(
@@ -152,7 +154,23 @@ pub async fn serve(settings: Settings) -> Result<()> {
         max_bytes: settings.oauth.client_metadata_max_bytes,
         timeout: std::time::Duration::from_millis(settings.oauth.client_metadata_timeout_ms),
     };
-    let app = app(state, client_metadata, mcp, resolved.request_timeout);
+    let gateway = switchboard_gateway::router(
+        switchboard_gateway::GatewayState::new(
+            state.clone(),
+            switchboard_egress::NetworkPolicy {
+                allowed_networks: resolved.allowed_networks.clone(),
+                allow_loopback: settings.gateway.allow_loopback_upstreams,
+            },
+        )
+        .context("building the gateway's HTTP client")?,
+    );
+    let app = app(
+        state,
+        client_metadata,
+        gateway,
+        mcp,
+        resolved.request_timeout,
+    );
 
     tracing::info!(backend = db.backend().as_str(), %local, public_url = %public, "switchboard started");
     if let Some(secret) = core.issue_setup_token(switchboard_core::now_ms()).await? {

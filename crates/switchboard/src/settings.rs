@@ -439,7 +439,7 @@ pub struct Resolved {
     pub database_url: String,
     pub public_url: Option<url::Url>,
     pub trusted_proxies: Vec<IpNet>,
-    #[allow(dead_code)] // used by the gateway
+    /// Private networks upstreams may be in.
     pub allowed_networks: Vec<IpNet>,
     /// Private networks client metadata documents may be fetched from.
     pub client_metadata_networks: Vec<IpNet>,

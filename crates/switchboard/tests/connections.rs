@@ -409,3 +409,121 @@ async fn rotate_key_is_resumable_and_keeps_every_value_openable() {
     let r = owner.get("/api/v1/connections?scope=manageable").await;
     assert_eq!(r.body.as_array().unwrap().len(), 3);
 }
+
+/// `@modelcontextprotocol/server-everything` over Streamable HTTP on
+/// loopback, as a child of the test.
+struct Everything {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Drop for Everything {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_everything() -> Everything {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child =
+        std::process::Command::new(common::mcp::tools_dir().join("bin/mcp-server-everything"))
+            .arg("streamableHttp")
+            .env("PORT", port.to_string())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start server-everything (scripts/mcp-tools.sh installs it)");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "server-everything did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    Everything {
+        child,
+        url: format!("http://127.0.0.1:{port}/mcp"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn catalog_refresh_reaches_a_real_upstream_only_where_allowed() {
+    let upstream = start_everything();
+    let body = |slug: &str| {
+        json!({"slug": slug, "name": "Everything", "transport": "streamable_http", "url": upstream.url,
+               "credential_mode": "shared", "headers": {"X-Api-Key": PLANTED}})
+    };
+    // Loopback upstreams refused by default: the connection says why.
+    let db = TestDb::new(Backend::Sqlite).await;
+    db.bootstrap("owner@alpha.test", "alpha");
+    let server = Server::start(&db);
+    let owner = Api::sign_in(&server, "owner@alpha.test", PASSWORD).await;
+    let r = owner.post("/api/v1/connections", body("everything")).await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let r = owner
+        .post("/api/v1/connections/everything/refresh", json!({}))
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.body["health"], "disconnected");
+    let err = r.body["last_error"].as_str().unwrap();
+    assert!(
+        err.contains("refused to connect") && err.contains("127.0.0.1"),
+        "{err}"
+    );
+    assert_eq!(r.body["tool_count"], 0);
+    drop(server);
+
+    // With loopback allowed (as for a hub next to its upstreams), the tool
+    // list is fetched and cached; members never trigger it.
+    let db = TestDb::new(Backend::Sqlite).await;
+    db.bootstrap("owner@alpha.test", "alpha");
+    let server = Server::start_with(
+        &db,
+        &[],
+        &[("SWITCHBOARD_GATEWAY__ALLOW_LOOPBACK_UPSTREAMS", "true")],
+    );
+    let owner = Api::sign_in(&server, "owner@alpha.test", PASSWORD).await;
+    add_member(&owner, "dev@alpha.test", "member").await;
+    let dev = Api::sign_in(&server, "dev@alpha.test", PASSWORD).await;
+    let r = owner.post("/api/v1/connections", body("everything")).await;
+    assert_eq!(r.status, 201);
+    let r = owner
+        .post("/api/v1/connections/everything/refresh", json!({}))
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.body["health"], "connected", "{:?}", r.body);
+    assert!(r.body["last_error"].is_null());
+    assert!(r.body["tool_count"].as_u64().unwrap() >= 5, "{:?}", r.body);
+    let tools = owner.get("/api/v1/connections/everything/tools").await;
+    let names: Vec<&str> = tools
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(names.contains(&"echo"), "{names:?}");
+    assert_eq!(
+        db.scalar_i64("SELECT COUNT(*) FROM connection_tools WHERE name = 'echo' AND credential_key = 'shared'").await,
+        1
+    );
+    assert_eq!(
+        dev.post("/api/v1/connections/everything/refresh", json!({}))
+            .await
+            .status,
+        403
+    );
+    assert!(!server.log().contains(PLANTED));
+    assert!(
+        db.scalar_i64("SELECT COUNT(*) FROM audit_events WHERE action = 'connection.refresh'")
+            .await
+            >= 1
+    );
+}

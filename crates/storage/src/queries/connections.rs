@@ -351,3 +351,100 @@ pub async fn secret_key_usage<'c>(e: impl Exec<'c>) -> Result<Vec<(String, i64)>
     .fetch_all(e)
     .await?)
 }
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ConnectionToolRow {
+    pub connection_id: String,
+    pub credential_key: String,
+    pub name: String,
+    pub title: Option<String>,
+    pub description: String,
+    pub input_schema: String,
+    pub output_schema: Option<String>,
+    pub annotations: Option<String>,
+    pub fetched_at: i64,
+}
+
+/// Replaces a connection's cached tool list for one credential.
+pub async fn replace_connection_tools(
+    conn: &mut crate::Conn,
+    connection_id: &str,
+    credential_key: &str,
+    tools: &[ConnectionToolRow],
+) -> Result<()> {
+    sqlx::query("DELETE FROM connection_tools WHERE connection_id = $1 AND credential_key = $2")
+        .bind(connection_id)
+        .bind(credential_key)
+        .execute(&mut *conn)
+        .await?;
+    for t in tools {
+        sqlx::query(
+            "INSERT INTO connection_tools (connection_id, credential_key, name, title, description,
+                 input_schema, output_schema, annotations, fetched_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(&t.connection_id)
+        .bind(&t.credential_key)
+        .bind(&t.name)
+        .bind(&t.title)
+        .bind(&t.description)
+        .bind(&t.input_schema)
+        .bind(&t.output_schema)
+        .bind(&t.annotations)
+        .bind(t.fetched_at)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+pub async fn connection_tools<'c>(
+    e: impl Exec<'c>,
+    connection_id: &str,
+    credential_key: &str,
+) -> Result<Vec<ConnectionToolRow>> {
+    Ok(sqlx::query_as(
+        "SELECT connection_id, credential_key, name, title, description, input_schema, output_schema,
+                annotations, fetched_at
+         FROM connection_tools WHERE connection_id = $1 AND credential_key = $2 ORDER BY name",
+    )
+    .bind(connection_id)
+    .bind(credential_key)
+    .fetch_all(e)
+    .await?)
+}
+
+/// Records a connection's health after talking to its upstream.
+pub async fn set_connection_health<'c>(
+    e: impl Exec<'c>,
+    connection_id: &str,
+    health: &str,
+    last_error: Option<&str>,
+    refreshed_at: Option<i64>,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE connections SET health = $2, last_error = $3,
+             catalog_refreshed_at = COALESCE($4, catalog_refreshed_at)
+         WHERE id = $1",
+    )
+    .bind(connection_id)
+    .bind(health)
+    .bind(last_error)
+    .bind(refreshed_at)
+    .execute(e)
+    .await?;
+    Ok(())
+}
+
+/// A connection's health, as last recorded.
+pub async fn connection_health<'c>(
+    e: impl Exec<'c>,
+    connection_id: &str,
+) -> Result<Option<(String, Option<String>, Option<i64>)>> {
+    Ok(sqlx::query_as(
+        "SELECT health, last_error, catalog_refreshed_at FROM connections WHERE id = $1",
+    )
+    .bind(connection_id)
+    .fetch_optional(e)
+    .await?)
+}
