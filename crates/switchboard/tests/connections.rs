@@ -527,3 +527,107 @@ async fn catalog_refresh_reaches_a_real_upstream_only_where_allowed() {
             >= 1
     );
 }
+
+/// Another Switchboard as the upstream: hub A's connection carries a
+/// personal token of hub B as its shared `Authorization` header. B answers
+/// the catalog refresh only if it received that token (so this test can
+/// fail), and afterwards the token is nowhere on A: not in any API
+/// response, the server log, the audit table, or the database files, plain
+/// or base64- or URL-encoded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_secret_reaches_the_upstream_and_nothing_else() {
+    let b_db = TestDb::new(Backend::Sqlite).await;
+    b_db.bootstrap("owner@beta.test", "beta");
+    let b = Server::start(&b_db);
+    let b_token = b_db.token("owner@beta.test", "beta", "personal", ALL_SCOPES);
+
+    let a_db = TestDb::new(Backend::Sqlite).await;
+    a_db.bootstrap("owner@alpha.test", "alpha");
+    let a = Server::start_with(
+        &a_db,
+        &[],
+        &[("SWITCHBOARD_GATEWAY__ALLOW_LOOPBACK_UPSTREAMS", "true")],
+    );
+    let owner = Api::sign_in(&a, "owner@alpha.test", PASSWORD).await;
+    let mut responses = Vec::new();
+    let r = owner
+        .post(
+            "/api/v1/connections",
+            json!({"slug": "beta-hub", "name": "Beta", "transport": "streamable_http", "url": b.url("/mcp"),
+                   "credential_mode": "shared", "headers": {"Authorization": format!("Bearer {b_token}")}}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    responses.push(r.body.to_string());
+    let r = owner
+        .post("/api/v1/connections/beta-hub/refresh", json!({}))
+        .await;
+    assert_eq!(r.body["health"], "connected", "{:?}", r.body);
+    responses.push(r.body.to_string());
+    let tools = owner.get("/api/v1/connections/beta-hub/tools").await;
+    assert!(
+        tools.body.as_array().unwrap().contains(&json!("whoami")),
+        "{:?}",
+        tools.body
+    );
+    responses.push(tools.body.to_string());
+    // B saw A's calls under the planted token (it authenticated them).
+    assert!(
+        b_db.scalar_i64(
+            "SELECT COUNT(*) FROM audit_events WHERE surface = 'mcp' AND token_kind = 'personal'"
+        )
+        .await
+            >= 1
+    );
+    for path in [
+        "/api/v1/connections?scope=manageable",
+        "/api/v1/connections/beta-hub",
+        "/api/v1/audit-events",
+    ] {
+        responses.push(owner.get(path).await.body.to_string());
+    }
+    drop(a); // flush and close A before reading its files
+
+    let needles = {
+        use base64::Engine as _;
+        let bearer = format!("Bearer {b_token}");
+        vec![
+            b_token.clone(),
+            base64::engine::general_purpose::STANDARD.encode(&b_token),
+            base64::engine::general_purpose::STANDARD.encode(&bearer),
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&b_token),
+            bearer.replace(' ', "%20"),
+        ]
+    };
+    let mut haystacks: Vec<(String, Vec<u8>)> = responses
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| (format!("response {i}"), r.into_bytes()))
+        .collect();
+    for entry in std::fs::read_dir(a_db.dir.path())
+        .unwrap()
+        .chain(std::fs::read_dir(a_db.data_dir()).unwrap())
+    {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            haystacks.push((path.display().to_string(), std::fs::read(&path).unwrap()));
+        }
+    }
+    assert!(
+        haystacks.iter().any(|(n, _)| n.ends_with("switchboard.db")),
+        "the database file was searched"
+    );
+    for (name, bytes) in &haystacks {
+        for needle in &needles {
+            assert!(
+                !bytes.windows(needle.len()).any(|w| w == needle.as_bytes()),
+                "the secret appears in {name}"
+            );
+        }
+    }
+    assert_eq!(
+        a_db.scalar_i64("SELECT COUNT(*) FROM audit_events WHERE action = 'connection.create'")
+            .await,
+        1
+    );
+}
