@@ -66,7 +66,8 @@ async fn refresh(
     let ctx = caller.ctx();
     let target = s.core.connection_for_refresh(ctx, &id).await?;
     let creds = s.core.connection_credentials(&target.id).await?;
-    let fetched = upstream::list_tools(&egress, &target, &creds)
+    let hub = switchboard_core::hub_id(s.http.public_url.as_str());
+    let fetched = upstream::list_tools(&egress, &hub, &target, &creds)
         .await
         .map_err(|e| e.to_string());
     if let Err(e) = &fetched {

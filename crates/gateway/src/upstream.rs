@@ -10,9 +10,7 @@ use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig
 use switchboard_core::connections::{CatalogTool, UpstreamTarget};
 use switchboard_egress::EgressClient;
 
-/// Sent on every upstream request: a Switchboard that receives it refuses
-/// to call out again, so a connection pointing at its own hub cannot loop.
-pub const HOP_HEADER: &str = "switchboard-hop";
+pub use switchboard_core::HOP_HEADER;
 
 /// How long connecting and listing may take in all.
 const LIST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -40,6 +38,7 @@ pub enum UpstreamError {
 /// marked sensitive so no layer logs them.
 pub async fn list_tools(
     egress: &EgressClient,
+    hub_id: &str,
     target: &UpstreamTarget,
     creds: &[(String, String, impl AsRef<str>)],
 ) -> Result<Vec<CatalogTool>, UpstreamError> {
@@ -55,7 +54,8 @@ pub async fn list_tools(
     let mut headers = HashMap::new();
     headers.insert(
         http::HeaderName::from_static(HOP_HEADER),
-        http::HeaderValue::from_static("1"),
+        http::HeaderValue::from_str(hub_id)
+            .map_err(|_| UpstreamError::BadHeader(HOP_HEADER.into()))?,
     );
     for (kind, name, value) in creds {
         if kind != "header" {

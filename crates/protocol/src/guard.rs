@@ -24,6 +24,8 @@ pub struct HostRules {
     /// means the scheme's default port, which is the public URL's).
     hosts: Vec<(String, Option<u16>, bool)>,
     origins: Vec<String>,
+    /// This hub's id in the gateway's hop header (see `check`).
+    hub_id: String,
 }
 
 impl HostRules {
@@ -47,7 +49,11 @@ impl HostRules {
             origins.push(format!("http://{}", e.to_ascii_lowercase()));
             origins.push(format!("https://{}", e.to_ascii_lowercase()));
         }
-        HostRules { hosts, origins }
+        HostRules {
+            hosts,
+            origins,
+            hub_id: switchboard_core::hub_id(public_url.as_str()),
+        }
     }
 
     /// The list rmcp's own check gets (the same rules, defence in depth).
@@ -106,8 +112,22 @@ impl HostRules {
                 .any(|(eh, ep, _)| *eh == host && ep.is_none_or(|p| Some(p) == port))
     }
 
-    /// `Err` is the 403 (or 400) answer.
+    /// `Err` is the 403 (or 400, or 508) answer.
     pub fn check(&self, headers: &HeaderMap) -> Result<(), Response> {
+        // A request our own gateway sent: a connection points back at this
+        // hub, and serving it would call out again, forever.
+        let looped = headers
+            .get_all(switchboard_core::HOP_HEADER)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|id| id.trim() == self.hub_id);
+        if looped {
+            return Err(plain(
+                StatusCode::LOOP_DETECTED,
+                "Loop Detected: this request came from this hub's own gateway: a connection points back at this server; point it at another server",
+            ));
+        }
         let host = match headers.get(header::HOST) {
             None => {
                 return Err(plain(

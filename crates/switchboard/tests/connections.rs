@@ -631,3 +631,36 @@ async fn a_shared_secret_reaches_the_upstream_and_nothing_else() {
         1
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_pointing_back_at_its_own_hub_is_refused_as_a_loop() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    db.bootstrap("owner@alpha.test", "alpha");
+    let server = Server::start_with(
+        &db,
+        &[],
+        &[("SWITCHBOARD_GATEWAY__ALLOW_LOOPBACK_UPSTREAMS", "true")],
+    );
+    let token = db.token("owner@alpha.test", "alpha", "personal", ALL_SCOPES);
+    let owner = Api::sign_in(&server, "owner@alpha.test", PASSWORD).await;
+    let r = owner
+        .post(
+            "/api/v1/connections",
+            json!({"slug": "myself", "name": "Me", "transport": "streamable_http", "url": server.url("/mcp"),
+                   "credential_mode": "shared", "headers": {"Authorization": format!("Bearer {token}")}}),
+        )
+        .await;
+    assert_eq!(r.status, 201);
+    let r = owner
+        .post("/api/v1/connections/myself/refresh", json!({}))
+        .await;
+    assert_eq!(r.body["health"], "disconnected", "{:?}", r.body);
+    let err = r.body["last_error"].as_str().unwrap();
+    assert!(err.contains("508") || err.contains("Loop"), "{err}");
+    // The hub refused before authenticating or auditing anything as a call.
+    assert_eq!(
+        db.scalar_i64("SELECT COUNT(*) FROM audit_events WHERE surface = 'mcp'")
+            .await,
+        0
+    );
+}
