@@ -3,6 +3,8 @@
 
 use std::io::BufRead;
 
+use std::collections::BTreeMap;
+
 use anyhow::{Context, Result, bail};
 use switchboard_core::accounts::{BootstrapInput, cli_meta};
 use switchboard_core::tokens::CreateToken;
@@ -442,4 +444,165 @@ pub async fn secrets_verify(settings: Settings, json: bool) -> Result<()> {
     } else {
         bail!("{} secret value(s) cannot be opened", report.failed.len())
     }
+}
+
+/// A `switchboard connection …` command (see main.rs for the flags).
+#[derive(Debug)]
+pub enum ConnectionAction {
+    Create {
+        who: (String, String),
+        slug: String,
+        name: String,
+        transport: String,
+        url: Option<String>,
+        command: Option<String>,
+        args: Vec<String>,
+        secrets_from_stdin: bool,
+        json: bool,
+    },
+    List {
+        who: (String, String),
+        json: bool,
+    },
+    Grant {
+        who: (String, String),
+        connection: String,
+        to: String,
+    },
+    Delete {
+        who: (String, String),
+        connection: String,
+    },
+}
+
+/// Shared values from stdin: `header:NAME=VALUE` / `env:NAME=VALUE` lines.
+fn read_secret_lines() -> Result<(BTreeMap<String, String>, BTreeMap<String, String>)> {
+    use std::io::BufRead;
+    let mut headers = BTreeMap::new();
+    let mut env = BTreeMap::new();
+    for (i, line) in std::io::stdin().lock().lines().enumerate() {
+        let line = line.context("reading stdin")?;
+        let line = line.trim_end_matches('\r');
+        if line.trim().is_empty() {
+            continue;
+        }
+        let (kind, rest) = line.split_once(':').ok_or_else(|| {
+            anyhow::anyhow!(
+                "stdin line {}: expected header:NAME=VALUE or env:NAME=VALUE",
+                i + 1
+            )
+        })?;
+        let (name, value) = rest.split_once('=').ok_or_else(|| {
+            anyhow::anyhow!("stdin line {}: expected NAME=VALUE after '{kind}:'", i + 1)
+        })?;
+        match kind {
+            "header" => headers.insert(name.to_owned(), value.to_owned()),
+            "env" => env.insert(name.to_owned(), value.to_owned()),
+            other => bail!("stdin line {}: '{other}' is not header or env", i + 1),
+        };
+    }
+    Ok((headers, env))
+}
+
+pub async fn connection(settings: Settings, action: ConnectionAction) -> Result<()> {
+    use switchboard_core::connections::{ConnectionScope, CreateConnection, CreateGrant};
+    let core = open_core(&settings).await?.with_vault(keyring(&settings)?);
+    let meta = cli_meta();
+    let who = match &action {
+        ConnectionAction::Create { who, .. }
+        | ConnectionAction::List { who, .. }
+        | ConnectionAction::Grant { who, .. }
+        | ConnectionAction::Delete { who, .. } => who.clone(),
+    };
+    let principal = core.cli_principal(&who.0, &who.1).await?;
+    let ctx = Ctx {
+        principal: &principal,
+        meta: &meta,
+    };
+    match action {
+        ConnectionAction::Create {
+            slug,
+            name,
+            transport,
+            url,
+            command,
+            args,
+            secrets_from_stdin,
+            json,
+            ..
+        } => {
+            let (headers, env) = if secrets_from_stdin {
+                read_secret_lines()?
+            } else {
+                Default::default()
+            };
+            let shared = !headers.is_empty() || !env.is_empty();
+            let v = core
+                .create_connection(
+                    ctx,
+                    CreateConnection {
+                        slug,
+                        name,
+                        description: None,
+                        transport,
+                        url,
+                        command,
+                        args: Some(args),
+                        credential_mode: Some(if shared { "shared" } else { "none" }.into()),
+                        environment: None,
+                        tool_allow: None,
+                        tool_deny: None,
+                        tool_overrides: None,
+                        headers: Some(headers),
+                        env: Some(env),
+                    },
+                )
+                .await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                println!("created connection {} ({})", v.slug, v.id);
+            }
+        }
+        ConnectionAction::List { json, .. } => {
+            let list = core
+                .list_connections(ctx, ConnectionScope::Manageable)
+                .await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else {
+                println!(
+                    "{:<24}  {:<16}  {:<13}  {:<8}  TARGET",
+                    "SLUG", "TRANSPORT", "HEALTH", "GRANTS"
+                );
+                for c in list {
+                    let target = c.url.clone().or(c.command.clone()).unwrap_or_default();
+                    println!(
+                        "{:<24}  {:<16}  {:<13}  {:<8}  {}",
+                        c.slug,
+                        c.transport,
+                        c.health,
+                        c.grants.len(),
+                        target
+                    );
+                }
+            }
+        }
+        ConnectionAction::Grant { connection, to, .. } => {
+            let (kind, id) = match to.split_once(':') {
+                Some((k, id)) => (k.to_owned(), Some(id.to_owned())),
+                None => (to.clone(), None),
+            };
+            let v = core
+                .grant_connection(ctx, &connection, CreateGrant { kind, id })
+                .await?;
+            println!("{} now has {} grant(s)", v.slug, v.grants.len());
+        }
+        ConnectionAction::Delete { connection, .. } => {
+            core.delete_connection(ctx, &connection).await?;
+            println!("deleted connection {connection}");
+        }
+    }
+    core.db().close().await;
+    Ok(())
 }

@@ -60,6 +60,71 @@ enum Command {
     /// The keys that seal connection secrets.
     #[command(subcommand)]
     Secrets(SecretsCommand),
+    /// Publish, list, grant and delete gateway connections (as an org admin).
+    #[command(subcommand)]
+    Connection(ConnectionCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum ConnectionCommand {
+    /// Publish a connection. Shared values come from stdin, one
+    /// `header:NAME=VALUE` or `env:NAME=VALUE` per line (never on the
+    /// command line, where other users of the machine could see them).
+    Create {
+        /// The admin acting (needs connections.publish).
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        slug: String,
+        #[arg(long)]
+        name: String,
+        /// `streamable_http` or `stdio`.
+        #[arg(long)]
+        transport: String,
+        #[arg(long)]
+        url: Option<String>,
+        #[arg(long)]
+        command: Option<String>,
+        /// An argument of the stdio command (repeat for several).
+        #[arg(long = "arg")]
+        args: Vec<String>,
+        /// Read shared header/env values from stdin (credential mode `shared`).
+        #[arg(long)]
+        secrets_from_stdin: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the org's connections.
+    List {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Grant a connection to the org (`--to org`), a team (`--to team:ID`)
+    /// or a member (`--to member:MEMBERSHIP_ID`).
+    Grant {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        org: String,
+        /// The connection's id or slug.
+        connection: String,
+        #[arg(long)]
+        to: String,
+    },
+    /// Delete a connection with its secrets and grants.
+    Delete {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        org: String,
+        connection: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -255,6 +320,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         }) => {
             commands::oauth_client_register(settings, name, redirect_uris, confidential, json).await
         }
+        Command::Connection(c) => commands::connection(settings, c.into()).await,
         Command::Secrets(SecretsCommand::RotateKey { limit }) => {
             commands::secrets_rotate_key(settings, limit).await
         }
@@ -267,6 +333,57 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         }
         Command::OAuthClient(OAuthClientCommand::Revoke { client_id }) => {
             commands::oauth_client_revoke(settings, client_id).await
+        }
+    }
+}
+
+impl From<ConnectionCommand> for commands::ConnectionAction {
+    fn from(c: ConnectionCommand) -> Self {
+        match c {
+            ConnectionCommand::Create {
+                email,
+                org,
+                slug,
+                name,
+                transport,
+                url,
+                command,
+                args,
+                secrets_from_stdin,
+                json,
+            } => commands::ConnectionAction::Create {
+                who: (email, org),
+                slug,
+                name,
+                transport,
+                url,
+                command,
+                args,
+                secrets_from_stdin,
+                json,
+            },
+            ConnectionCommand::List { email, org, json } => commands::ConnectionAction::List {
+                who: (email, org),
+                json,
+            },
+            ConnectionCommand::Grant {
+                email,
+                org,
+                connection,
+                to,
+            } => commands::ConnectionAction::Grant {
+                who: (email, org),
+                connection,
+                to,
+            },
+            ConnectionCommand::Delete {
+                email,
+                org,
+                connection,
+            } => commands::ConnectionAction::Delete {
+                who: (email, org),
+                connection,
+            },
         }
     }
 }

@@ -664,3 +664,83 @@ async fn a_connection_pointing_back_at_its_own_hub_is_refused_as_a_loop() {
         0
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_publishes_grants_and_deletes_with_secrets_from_stdin() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    db.bootstrap("owner@alpha.test", "alpha");
+    let who = ["--email", "owner@alpha.test", "--org", "alpha"];
+    let mut args = vec!["connection", "create"];
+    args.extend(who);
+    args.extend([
+        "--slug",
+        "tracker",
+        "--name",
+        "Tracker",
+        "--transport",
+        "streamable_http",
+        "--url",
+        "https://tracker.example.com/mcp",
+        "--secrets-from-stdin",
+        "--json",
+    ]);
+    let out = db.cli_with(
+        &args,
+        &[],
+        Some(&format!("header:Authorization=Bearer {PLANTED}\n")),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["credential_mode"], "shared");
+    assert_eq!(v["secret_headers"], json!(["Authorization"]));
+    assert!(!String::from_utf8_lossy(&out.stdout).contains(PLANTED));
+    // A malformed stdin line is refused with its line number; nothing changes.
+    let mut bad = vec!["connection", "create"];
+    bad.extend(who);
+    bad.extend([
+        "--slug",
+        "other",
+        "--name",
+        "O",
+        "--transport",
+        "streamable_http",
+        "--url",
+        "https://o.example/mcp",
+        "--secrets-from-stdin",
+    ]);
+    let out = db.cli_with(&bad, &[], Some("Authorization: Bearer x\n"));
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("stdin line 1"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut grant = vec!["connection", "grant"];
+    grant.extend(who);
+    grant.extend(["tracker", "--to", "org"]);
+    let out = db.cli(&grant);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut list = vec!["connection", "list"];
+    list.extend(who);
+    let out = db.cli(&list);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        text.contains("tracker") && text.contains("streamable_http") && !text.contains("other"),
+        "{text}"
+    );
+    let mut del = vec!["connection", "delete"];
+    del.extend(who);
+    del.push("tracker");
+    assert!(db.cli(&del).status.success());
+    assert_eq!(db.scalar_i64("SELECT COUNT(*) FROM connections").await, 0);
+    // The CLI publishes as the named admin, audited on the cli surface.
+    assert_eq!(db.scalar_i64("SELECT COUNT(*) FROM audit_events WHERE action = 'connection.create' AND surface = 'cli'").await, 1);
+}
