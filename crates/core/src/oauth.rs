@@ -468,8 +468,15 @@ fn ct_eq(a: &str, b: &str) -> bool {
     bool::from(a.as_bytes().ct_eq(b.as_bytes()))
 }
 
-/// Adds query parameters to a redirect URI (keeping its own query).
-fn with_params(redirect_uri: &str, params: &[(&str, &str)]) -> String {
+/// The answer sent back to the client's redirect URI (keeping its own
+/// query): `params`, then the request's `state` if it had one, then `iss`
+/// (RFC 9207), on every answer, success or error.
+fn client_redirect(
+    redirect_uri: &str,
+    params: &[(&str, &str)],
+    state: Option<&str>,
+    iss: &str,
+) -> String {
     match url::Url::parse(redirect_uri) {
         Ok(mut u) => {
             {
@@ -477,6 +484,10 @@ fn with_params(redirect_uri: &str, params: &[(&str, &str)]) -> String {
                 for (k, v) in params {
                     q.append_pair(k, v);
                 }
+                if let Some(s) = state {
+                    q.append_pair("state", s);
+                }
+                q.append_pair("iss", iss);
             }
             u.to_string()
         }
@@ -885,15 +896,13 @@ impl Core {
             }
         };
         let iss = self.oauth_issuer();
-        let fail = |code: &'static str, d: String| {
-            let mut params = vec![("error", code), ("error_description", d.as_str())];
-            if let Some(s) = &p.state {
-                params.push(("state", s));
-            }
-            params.push(("iss", &iss));
-            AuthorizeError::Redirect {
-                location: with_params(&redirect_uri, &params),
-            }
+        let fail = |code: &'static str, d: String| AuthorizeError::Redirect {
+            location: client_redirect(
+                &redirect_uri,
+                &[("error", code), ("error_description", d.as_str())],
+                p.state.as_deref(),
+                &iss,
+            ),
         };
         let checked: Result<(String, BTreeSet<Scope>), (&'static str, String)> = (|| {
             if p.response_type.as_deref() != Some("code") {
@@ -1211,15 +1220,15 @@ impl Core {
                 meta,
             )
             .await;
-            let mut params = vec![
-                ("error", "access_denied"),
-                ("error_description", "the member declined the request"),
-            ];
-            if let Some(s) = &req.state {
-                params.push(("state", s));
-            }
-            params.push(("iss", &iss));
-            return Ok(with_params(&req.redirect_uri, &params));
+            return Ok(client_redirect(
+                &req.redirect_uri,
+                &[
+                    ("error", "access_denied"),
+                    ("error_description", "the member declined the request"),
+                ],
+                req.state.as_deref(),
+                &iss,
+            ));
         }
         let (org, backed) = self
             .check_authorizing_member(account_id, org_id)
@@ -1247,18 +1256,18 @@ impl Core {
         let scopes = grantable(&parse_stored_scopes(&req.scopes), backed);
         if scopes.is_empty() {
             storage::delete_oauth_request(self.db.pool(), &req.id).await?;
-            let mut params = vec![
-                ("error", "invalid_scope"),
-                (
-                    "error_description",
-                    "the member's role allows none of the requested scopes",
-                ),
-            ];
-            if let Some(s) = &req.state {
-                params.push(("state", s));
-            }
-            params.push(("iss", &iss));
-            return Ok(with_params(&req.redirect_uri, &params));
+            return Ok(client_redirect(
+                &req.redirect_uri,
+                &[
+                    ("error", "invalid_scope"),
+                    (
+                        "error_description",
+                        "the member's role allows none of the requested scopes",
+                    ),
+                ],
+                req.state.as_deref(),
+                &iss,
+            ));
         }
         let code = new_secret();
         let mut tx = self.db.begin_write().await?;
@@ -1326,12 +1335,12 @@ impl Core {
         )
         .await?;
         Db::commit(tx).await?;
-        let mut params = vec![("code", code.as_str())];
-        if let Some(s) = &req.state {
-            params.push(("state", s));
-        }
-        params.push(("iss", &iss));
-        Ok(with_params(&req.redirect_uri, &params))
+        Ok(client_redirect(
+            &req.redirect_uri,
+            &[("code", code.as_str())],
+            req.state.as_deref(),
+            &iss,
+        ))
     }
 
     /// Authenticates the client at the token and revocation endpoints.

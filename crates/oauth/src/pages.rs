@@ -543,6 +543,43 @@ async fn sign_in(
     }
 }
 
+/// A form post from a signed-in member, checked: same origin, this
+/// browser's flow, the session's CSRF token. Without a session the browser
+/// goes back to the step page (which asks it to sign in).
+struct SignedInPost {
+    secret: String,
+    form: crate::endpoints::FormFields,
+    meta: RequestMeta,
+    me: Principal,
+}
+
+async fn signed_in_post(
+    s: &OAuthState,
+    id: &str,
+    jar: &CookieJar,
+    req: axum::extract::Request,
+) -> Result<SignedInPost, Response> {
+    let (parts, body) = req.into_parts();
+    let secret = post_checks(s, &parts, jar)?;
+    let form = page_form(body).await?;
+    let meta = meta(&parts, s);
+    let Some(me) = session(s, jar, meta.now_ms).await else {
+        return Err(see_other(&format!("/oauth/authorize/{id}")));
+    };
+    if !csrf_ok(&me, &form.get("csrf_token").unwrap_or_default()) {
+        return Err(error_page(
+            StatusCode::FORBIDDEN,
+            "the form's CSRF token does not match your session: reload the page and try again",
+        ));
+    }
+    Ok(SignedInPost {
+        secret,
+        form,
+        meta,
+        me,
+    })
+}
+
 /// `POST /oauth/authorize/{id}/org`.
 async fn pick_org(
     State(s): State<OAuthState>,
@@ -550,25 +587,15 @@ async fn pick_org(
     jar: CookieJar,
     req: axum::extract::Request,
 ) -> Response {
-    let (parts, body) = req.into_parts();
-    let secret = match post_checks(&s, &parts, &jar) {
-        Ok(v) => v,
+    let SignedInPost {
+        secret,
+        form: f,
+        meta,
+        me,
+    } = match signed_in_post(&s, &id, &jar, req).await {
+        Ok(p) => p,
         Err(r) => return r,
     };
-    let f = match page_form(body).await {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
-    let meta = meta(&parts, &s);
-    let Some(me) = session(&s, &jar, meta.now_ms).await else {
-        return see_other(&format!("/oauth/authorize/{id}"));
-    };
-    if !csrf_ok(&me, &f.get("csrf_token").unwrap_or_default()) {
-        return error_page(
-            StatusCode::FORBIDDEN,
-            "the form's CSRF token does not match your session: reload the page and try again",
-        );
-    }
     let Some(org) = f.get("org") else {
         return show_step(
             &s,
@@ -600,25 +627,15 @@ async fn consent(
     jar: CookieJar,
     req: axum::extract::Request,
 ) -> Response {
-    let (parts, body) = req.into_parts();
-    let secret = match post_checks(&s, &parts, &jar) {
-        Ok(v) => v,
+    let SignedInPost {
+        secret,
+        form: f,
+        meta,
+        me,
+    } = match signed_in_post(&s, &id, &jar, req).await {
+        Ok(p) => p,
         Err(r) => return r,
     };
-    let f = match page_form(body).await {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
-    let meta = meta(&parts, &s);
-    let Some(me) = session(&s, &jar, meta.now_ms).await else {
-        return see_other(&format!("/oauth/authorize/{id}"));
-    };
-    if !csrf_ok(&me, &f.get("csrf_token").unwrap_or_default()) {
-        return error_page(
-            StatusCode::FORBIDDEN,
-            "the form's CSRF token does not match your session: reload the page and try again",
-        );
-    }
     let approve = match f.get("decision").as_deref() {
         Some("approve") => true,
         Some("deny") => false,

@@ -149,6 +149,8 @@ pub async fn usable_connections<'c>(
     .await?)
 }
 
+const SECRET_COLS: &str = "id, connection_id, kind, name, key_id, sealed, created_at, updated_at";
+
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ConnectionSecretRow {
     pub id: String,
@@ -220,10 +222,9 @@ pub async fn connection_secrets<'c>(
     e: impl Exec<'c>,
     connection_id: &str,
 ) -> Result<Vec<ConnectionSecretRow>> {
-    Ok(sqlx::query_as(
-        "SELECT id, connection_id, kind, name, key_id, sealed, created_at, updated_at
-         FROM connection_secrets WHERE connection_id = $1 ORDER BY kind, name",
-    )
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {SECRET_COLS} FROM connection_secrets WHERE connection_id = $1 ORDER BY kind, name"
+    )))
     .bind(connection_id)
     .fetch_all(e)
     .await?)
@@ -293,10 +294,9 @@ pub async fn secrets_not_under_key<'c>(
     key_id: &str,
     limit: i64,
 ) -> Result<Vec<ConnectionSecretRow>> {
-    Ok(sqlx::query_as(
-        "SELECT id, connection_id, kind, name, key_id, sealed, created_at, updated_at
-         FROM connection_secrets WHERE key_id <> $1 ORDER BY id LIMIT $2",
-    )
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {SECRET_COLS} FROM connection_secrets WHERE key_id <> $1 ORDER BY id LIMIT $2"
+    )))
     .bind(key_id)
     .bind(limit)
     .fetch_all(e)
@@ -309,10 +309,9 @@ pub async fn secrets_after<'c>(
     after_id: &str,
     limit: i64,
 ) -> Result<Vec<ConnectionSecretRow>> {
-    Ok(sqlx::query_as(
-        "SELECT id, connection_id, kind, name, key_id, sealed, created_at, updated_at
-         FROM connection_secrets WHERE id > $1 ORDER BY id LIMIT $2",
-    )
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {SECRET_COLS} FROM connection_secrets WHERE id > $1 ORDER BY id LIMIT $2"
+    )))
     .bind(after_id)
     .bind(limit)
     .fetch_all(e)
