@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 use switchboard_core::Principal;
-use switchboard_domain::{Permission, Scope, TokenKind};
+use switchboard_domain::{Environment, Permission, Scope, TokenKind};
 
 /// The JSON object type of schemas.
 pub type JsonObject = Map<String, Value>;
@@ -30,6 +30,10 @@ pub struct Access {
     pub scope: Option<Scope>,
     pub writes: bool,
     pub audience: Audience,
+    /// Reaches a production system: the org's policy must allow production,
+    /// the role must have `production.access`, and a token restricted to
+    /// the sandbox may not use it.
+    pub production: bool,
 }
 
 /// MCP tool annotations: hints for clients, not guarantees.
@@ -51,6 +55,9 @@ pub struct Capability {
     pub output_schema: Option<Arc<JsonObject>>,
     pub hints: Hints,
     pub access: Access,
+    /// For an upstream connection's tool: its name upstream (the capability
+    /// is named `{connection-slug}/{tool}`).
+    pub upstream_name: Option<String>,
     pub(crate) validator: jsonschema::Validator,
 }
 
@@ -93,8 +100,15 @@ impl Capability {
             output_schema: output_schema.map(Arc::new),
             hints,
             access,
+            upstream_name: None,
             validator,
         })
+    }
+
+    /// Marks this capability as the upstream tool `name`.
+    pub fn with_upstream_name(mut self, name: &str) -> Self {
+        self.upstream_name = Some(name.to_owned());
+        self
     }
 
     /// Checks the org's MCP policy, the caller's CURRENT role permissions,
@@ -120,6 +134,9 @@ impl Capability {
                 ),
             }));
         }
+        if self.access.production {
+            self.authorize_production(principal)?;
+        }
         if self.access.audience == Audience::Person
             && principal.token_kind() == Some(TokenKind::Org)
         {
@@ -138,6 +155,32 @@ impl Capability {
                     self.name
                 ),
             });
+        }
+        Ok(())
+    }
+
+    fn authorize_production(&self, principal: &Principal) -> Result<(), Denial> {
+        if principal
+            .mcp_policy
+            .as_ref()
+            .is_some_and(|p| !p.allow_production)
+        {
+            return Err(Denial::Refused(format!(
+                "'{}' reaches a production system, and this organization's MCP policy does not allow production: an owner can allow it in the MCP policy",
+                self.name
+            )));
+        }
+        if !principal.permissions.contains(Permission::ProductionAccess) {
+            return Err(Denial::Refused(format!(
+                "'{}' reaches a production system, and your role does not include the permission 'production.access'; ask an admin if you need it",
+                self.name
+            )));
+        }
+        if principal.environment() == Some(Environment::Sandbox) {
+            return Err(Denial::Refused(format!(
+                "'{}' reaches a production system, and this token is restricted to the sandbox: use a token for production",
+                self.name
+            )));
         }
         Ok(())
     }

@@ -11,9 +11,13 @@
 //! [`Capabilities::call`] without touching any surface.
 
 mod capability;
+mod connections;
 mod org;
 mod registry;
 
 pub use capability::{Access, Audience, Capability, Denial, Hints, JsonObject};
+pub use connections::{
+    CatalogEntry, ConnectionCapabilities, ConnectionSource, ForwardError, MAX_TOOL_NAME, ToolRules,
+};
 pub use org::OrgTools;
 pub use registry::{CallOutcome, Capabilities, CapabilityPage, Provider};

@@ -365,6 +365,7 @@ fn access(permission: Permission, scope: Scope, writes: bool) -> Access {
         scope: Some(scope),
         writes,
         audience: Audience::Anyone,
+        production: false,
     }
 }
 
@@ -414,6 +415,7 @@ fn specs() -> Vec<Spec> {
                 scope: None,
                 writes: false,
                 audience: Audience::Anyone,
+                production: false,
             },
         ),
         spec::<ListArgs, Page<MemberView>>(

@@ -11,6 +11,7 @@ use switchboard_core::{Core, CoreError, Ctx, Outcome, Principal};
 use switchboard_domain::Scope;
 
 use crate::capability::{Capability, Denial};
+use crate::connections::{ConnectionCapabilities, ConnectionSource, ForwardError};
 
 /// A source of capabilities: the built-in org tools, later one provider per
 /// external connection. Adding one never touches the call path.
@@ -37,6 +38,9 @@ pub trait Provider: Send + Sync {
 pub enum CallOutcome {
     /// The structured result.
     Done(Value),
+    /// An upstream tool's `CallToolResult`, passed on as it came (its
+    /// content blocks, structured content and `isError`).
+    Relayed(Value),
     /// Policy, role, audience or a domain rule said no; the sentence says why.
     Refused(String),
     /// Only token scopes are missing: the client can step up.
@@ -55,6 +59,10 @@ impl CallOutcome {
     fn audit(&self) -> (Outcome, Option<&str>) {
         match self {
             CallOutcome::Done(_) => (Outcome::Ok, None),
+            CallOutcome::Relayed(v) if v.get("isError").and_then(Value::as_bool) == Some(true) => {
+                (Outcome::Error, Some("the upstream tool reported an error"))
+            }
+            CallOutcome::Relayed(_) => (Outcome::Ok, None),
             CallOutcome::Refused(m) | CallOutcome::MissingScope { message: m, .. } => {
                 (Outcome::Denied, Some(m))
             }
@@ -80,6 +88,8 @@ pub struct Capabilities {
     /// By name (ordered: lists are paginated in name order).
     index: Arc<BTreeMap<String, (Arc<Capability>, usize)>>,
     providers: Arc<Vec<Arc<dyn Provider>>>,
+    /// The gateway's connections (per caller), when the gateway is on.
+    connections: Option<Arc<dyn ConnectionSource>>,
     page_size: usize,
 }
 
@@ -110,8 +120,144 @@ impl Capabilities {
             core,
             index: Arc::new(index),
             providers: Arc::new(providers),
+            connections: None,
             page_size: page_size.max(1) as usize,
         })
+    }
+
+    /// Adds the gateway's connections: their tools become the capabilities
+    /// `{connection-slug}/{tool}`, resolved per caller.
+    pub fn with_connections(mut self, source: Arc<dyn ConnectionSource>) -> Self {
+        self.connections = Some(source);
+        self
+    }
+
+    /// The connections this caller is granted.
+    pub async fn granted_connections(
+        &self,
+        principal: &Principal,
+    ) -> Result<Vec<Arc<ConnectionCapabilities>>, CoreError> {
+        match &self.connections {
+            Some(src) => src.granted(principal).await,
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// The granted connection `slug`, if the caller has one by that name.
+    pub async fn granted_connection(
+        &self,
+        principal: &Principal,
+        slug: &str,
+    ) -> Result<Option<Arc<ConnectionCapabilities>>, CoreError> {
+        Ok(self
+            .granted_connections(principal)
+            .await?
+            .into_iter()
+            .find(|c| c.slug == slug))
+    }
+
+    /// Forwards a request other than a tool call to a granted connection's
+    /// upstream, after the checks every use of a connection needs (the
+    /// org's MCP policy, `connections.use`, production), and audits it.
+    pub async fn forward(
+        &self,
+        ctx: Ctx<'_>,
+        connection: &ConnectionCapabilities,
+        method: &str,
+        params: Value,
+    ) -> Result<Value, ForwardError> {
+        let result = match (
+            self.check_connection_use(ctx.principal, connection),
+            &self.connections,
+        ) {
+            (Err(m), _) => Err(ForwardError::Refused(m)),
+            (Ok(()), None) => Err(ForwardError::Refused("the gateway is off".into())),
+            (Ok(()), Some(src)) => src.forward(ctx, connection, method, params).await,
+        };
+        let (outcome, message) = match &result {
+            Ok(_) => (Outcome::Ok, None),
+            Err(ForwardError::Refused(m)) => (Outcome::Denied, Some(m.clone())),
+            Err(ForwardError::Unavailable(m)) => (Outcome::Error, Some(m.clone())),
+            Err(ForwardError::Upstream { message, .. }) => (Outcome::Error, Some(message.clone())),
+        };
+        if let Err(e) = self
+            .core
+            .record_request(ctx, None, outcome, message.as_deref())
+            .await
+        {
+            tracing::error!(error = %e, method, "could not audit a forwarded request");
+            return Err(ForwardError::Unavailable(
+                "the server could not record this request".into(),
+            ));
+        }
+        result
+    }
+
+    /// What a granted connection's upstream said of itself.
+    pub async fn upstream_info(
+        &self,
+        principal: &Principal,
+        connection: &ConnectionCapabilities,
+    ) -> Result<Value, ForwardError> {
+        self.check_connection_use(principal, connection)
+            .map_err(ForwardError::Refused)?;
+        match &self.connections {
+            Some(src) => src.upstream_info(connection).await,
+            None => Err(ForwardError::Refused("the gateway is off".into())),
+        }
+    }
+
+    /// What using a connection at all needs, for requests that are not tool
+    /// calls (a read is not a write, so `allow_write` does not apply).
+    fn check_connection_use(
+        &self,
+        principal: &Principal,
+        connection: &ConnectionCapabilities,
+    ) -> Result<(), String> {
+        if let Some(policy) = &principal.mcp_policy {
+            policy.check_tool(false).map_err(|r| r.message)?;
+        }
+        if !principal
+            .permissions
+            .contains(switchboard_domain::Permission::ConnectionsUse)
+        {
+            return Err("your role does not include the permission 'connections.use'; ask an admin if you need it".into());
+        }
+        if let Some(scopes) = principal.scopes()
+            && !scopes.contains(&Scope::ConnectionsUse)
+        {
+            return Err(
+                "this token lacks the scope 'connections:use': authorize again with it".into(),
+            );
+        }
+        if connection.production() {
+            if principal
+                .mcp_policy
+                .as_ref()
+                .is_some_and(|p| !p.allow_production)
+            {
+                return Err(format!(
+                    "'{}' is a production connection, and this organization's MCP policy does not allow production",
+                    connection.slug
+                ));
+            }
+            if !principal
+                .permissions
+                .contains(switchboard_domain::Permission::ProductionAccess)
+            {
+                return Err(format!(
+                    "'{}' is a production connection, and your role does not include 'production.access'",
+                    connection.slug
+                ));
+            }
+            if principal.environment() == Some(switchboard_domain::Environment::Sandbox) {
+                return Err(format!(
+                    "'{}' is a production connection, and this token is restricted to the sandbox",
+                    connection.slug
+                ));
+            }
+        }
+        Ok(())
     }
 
     pub fn core(&self) -> &Core {
@@ -192,10 +338,19 @@ impl Capabilities {
     }
 
     async fn run(&self, ctx: Ctx<'_>, name: &str, args: Option<Map<String, Value>>) -> CallOutcome {
-        let Some((cap, provider)) = self.index.get(name) else {
-            return CallOutcome::UnknownTool(format!(
+        let unknown = || {
+            CallOutcome::UnknownTool(format!(
                 "there is no tool named '{name}': list the tools to see the ones you may use"
-            ));
+            ))
+        };
+        let Some((cap, provider)) = self.index.get(name) else {
+            return match name.split_once('/') {
+                Some((slug, tool)) if self.connections.is_some() => self
+                    .run_upstream(ctx, slug, tool, args)
+                    .await
+                    .unwrap_or_else(unknown),
+                _ => unknown(),
+            };
         };
         // A tool the caller may not see is refused the same way, listed or not.
         match cap.authorize(ctx.principal) {
@@ -214,6 +369,40 @@ impl Capabilities {
             Ok(v) => CallOutcome::Done(v),
             Err(e) => from_core_error(e),
         }
+    }
+}
+
+impl Capabilities {
+    /// The call path for an upstream tool; `None` when the caller has no
+    /// such tool (not granted and nonexistent look the same).
+    async fn run_upstream(
+        &self,
+        ctx: Ctx<'_>,
+        slug: &str,
+        tool: &str,
+        args: Option<Map<String, Value>>,
+    ) -> Option<CallOutcome> {
+        let src = self.connections.as_ref()?;
+        let connection = match self.granted_connection(ctx.principal, slug).await {
+            Ok(c) => c?,
+            Err(e) => return Some(from_core_error(e)),
+        };
+        let cap = connection.tools.get(tool)?;
+        match cap.authorize(ctx.principal) {
+            Ok(()) => {}
+            Err(Denial::Refused(m)) => return Some(CallOutcome::Refused(m)),
+            Err(Denial::MissingScope { scopes, message }) => {
+                return Some(CallOutcome::MissingScope { scopes, message });
+            }
+        }
+        let args = Value::Object(args.unwrap_or_default());
+        if let Err(m) = cap.validate(&args) {
+            return Some(CallOutcome::InvalidArguments(m));
+        }
+        Some(match src.call_tool(ctx, &connection, tool, args).await {
+            Ok(v) => CallOutcome::Relayed(v),
+            Err(m) => CallOutcome::Failed(m),
+        })
     }
 }
 

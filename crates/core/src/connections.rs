@@ -569,6 +569,7 @@ impl Core {
                 created_by: Some(p.account_id.clone()),
                 created_at: now,
                 updated_at: now,
+                catalog_refreshed_at: None,
             };
             storage::insert_connection(&mut *conn, &row).await?;
             for (k, v) in &headers {
@@ -1148,6 +1149,10 @@ pub struct CatalogTool {
 #[derive(Debug, Clone)]
 pub struct UpstreamTarget {
     pub id: String,
+    pub org_id: String,
+    /// The connection's `updated_at`: a change to it (URL, command,
+    /// secrets) means a live upstream session is out of date.
+    pub version: i64,
     pub slug: String,
     pub transport: String,
     pub url: Option<String>,
@@ -1177,14 +1182,7 @@ impl Core {
         let row = storage::connection_in_org(self.db.pool(), &p.org_id, id)
             .await?
             .ok_or(CoreError::NotFound("connection"))?;
-        Ok(UpstreamTarget {
-            id: row.id,
-            slug: row.slug,
-            transport: row.transport,
-            url: row.url,
-            command: row.command,
-            args: serde_json::from_str(&row.args).unwrap_or_default(),
-        })
+        Ok(target(row))
     }
 
     /// Stores what a catalog refresh found: the tool list (replacing the
@@ -1215,17 +1213,7 @@ impl Core {
                         let rows: Vec<storage::ConnectionToolRow> = tools
                             .iter()
                             .take(MAX_CATALOG)
-                            .map(|t| storage::ConnectionToolRow {
-                                connection_id: row.id.clone(),
-                                credential_key: SHARED.to_owned(),
-                                name: t.name.clone(),
-                                title: t.title.clone(),
-                                description: t.description.clone(),
-                                input_schema: t.input_schema.to_string(),
-                                output_schema: t.output_schema.as_ref().map(|v| v.to_string()),
-                                annotations: t.annotations.as_ref().map(|v| v.to_string()),
-                                fetched_at: now,
-                            })
+                            .map(|t| tool_row(&row.id, t, now))
                             .collect();
                         storage::replace_connection_tools(conn, &row.id, SHARED, &rows).await?;
                         storage::set_connection_health(
@@ -1266,5 +1254,137 @@ impl Core {
             .into_iter()
             .map(|t| t.name)
             .collect())
+    }
+}
+
+fn target(row: ConnectionRow) -> UpstreamTarget {
+    UpstreamTarget {
+        args: serde_json::from_str(&row.args).unwrap_or_default(),
+        id: row.id,
+        org_id: row.org_id,
+        version: row.updated_at,
+        slug: row.slug,
+        transport: row.transport,
+        url: row.url,
+        command: row.command,
+    }
+}
+
+fn catalog_tool(t: storage::ConnectionToolRow) -> CatalogTool {
+    let parse = |s: &str| serde_json::from_str(s).ok();
+    CatalogTool {
+        input_schema: parse(&t.input_schema).unwrap_or_else(|| json!({"type": "object"})),
+        output_schema: t.output_schema.as_deref().and_then(parse),
+        annotations: t.annotations.as_deref().and_then(parse),
+        name: t.name,
+        title: t.title,
+        description: t.description,
+    }
+}
+
+/// The gateway's own work on connections: no caller, no audit event (a
+/// person's use is audited by the call that needed it; an admin's refresh by
+/// [`Core::store_catalog`]).
+impl Core {
+    /// The enabled connections granted to the caller: to the org, one of
+    /// their teams, or them. The caller's use is checked and audited by the
+    /// call path, so this records nothing.
+    pub async fn granted_connection_rows(
+        &self,
+        p: &crate::Principal,
+    ) -> Result<Vec<ConnectionRow>, CoreError> {
+        Ok(storage::usable_connections(self.db.pool(), &p.org_id, &p.membership_id).await?)
+    }
+
+    /// The cached catalog of a connection's shared credential, by name.
+    pub async fn connection_catalog(&self, id: &str) -> Result<Vec<CatalogTool>, CoreError> {
+        Ok(storage::connection_tools(self.db.pool(), id, SHARED)
+            .await?
+            .into_iter()
+            .map(catalog_tool)
+            .collect())
+    }
+
+    /// Where connection `id` points, if it exists.
+    pub async fn upstream_target(&self, id: &str) -> Result<Option<UpstreamTarget>, CoreError> {
+        Ok(storage::connection_by_id(self.db.pool(), id)
+            .await?
+            .map(target))
+    }
+
+    /// Replaces the catalog after an automatic refresh (scheduled, or the
+    /// upstream said its list changed), or records why it failed.
+    pub async fn store_catalog_automatic(
+        &self,
+        id: &str,
+        fetched: Result<Vec<CatalogTool>, String>,
+        now: i64,
+    ) -> Result<(), CoreError> {
+        let mut tx = self.db.begin_write().await?;
+        match &fetched {
+            Ok(tools) => {
+                let rows: Vec<storage::ConnectionToolRow> = tools
+                    .iter()
+                    .take(MAX_CATALOG)
+                    .map(|t| tool_row(id, t, now))
+                    .collect();
+                storage::replace_connection_tools(&mut tx, id, SHARED, &rows).await?;
+                storage::set_connection_health(&mut *tx, id, "connected", None, Some(now)).await?;
+            }
+            Err(e) => {
+                storage::set_connection_health(&mut *tx, id, "disconnected", Some(e), None).await?;
+            }
+        }
+        crate::Db::commit(tx).await?;
+        Ok(())
+    }
+
+    /// Records a connection's health as the gateway sees it.
+    pub async fn set_connection_health(
+        &self,
+        id: &str,
+        health: &str,
+        last_error: Option<&str>,
+    ) -> Result<(), CoreError> {
+        Ok(storage::set_connection_health_only(self.db.pool(), id, health, last_error).await?)
+    }
+
+    /// Claims up to `limit` connections whose catalog is older than
+    /// `max_age_ms` for a refresh by this replica (another replica that
+    /// claimed one first keeps it).
+    pub async fn claim_stale_catalogs(
+        &self,
+        max_age_ms: i64,
+        limit: i64,
+        now: i64,
+    ) -> Result<Vec<String>, CoreError> {
+        let pool = self.db.pool();
+        let mut won = Vec::new();
+        for id in storage::connections_due_for_refresh(pool, now - max_age_ms, limit).await? {
+            let seen = storage::connection_by_id(pool, &id)
+                .await?
+                .and_then(|r| r.catalog_refreshed_at);
+            if seen.is_some_and(|t| t >= now - max_age_ms) {
+                continue;
+            }
+            if storage::claim_catalog_refresh(pool, &id, seen, now).await? {
+                won.push(id);
+            }
+        }
+        Ok(won)
+    }
+}
+
+fn tool_row(id: &str, t: &CatalogTool, now: i64) -> storage::ConnectionToolRow {
+    storage::ConnectionToolRow {
+        connection_id: id.to_owned(),
+        credential_key: SHARED.to_owned(),
+        name: t.name.clone(),
+        title: t.title.clone(),
+        description: t.description.clone(),
+        input_schema: t.input_schema.to_string(),
+        output_schema: t.output_schema.as_ref().map(|v| v.to_string()),
+        annotations: t.annotations.as_ref().map(|v| v.to_string()),
+        fetched_at: now,
     }
 }

@@ -1,47 +1,109 @@
-//! The gateway to external MCP servers: upstream clients and the catalog
-//! (and, next, the stdio supervisor, virtual servers and health checks).
-//! Connections, their sealed credentials and grants are use cases of the
-//! core (`switchboard_core::connections`); this crate does the network.
+//! The gateway to external MCP servers: the pool of live upstream sessions
+//! (Streamable HTTP clients and supervised stdio children), the catalog
+//! refresh (on demand, on `list_changed`, on a schedule), health, and the
+//! [`switchboard_capabilities::ConnectionSource`] that turns connections
+//! into capabilities. Connections, their sealed credentials and grants are
+//! use cases of the core (`switchboard_core::connections`); this crate does
+//! the network and the processes.
 //!
 //! Architecture Invariant: the client's own token is never passed
-//! upstream; an upstream gets exactly the connection's configured headers.
-//! Every outbound connection goes through `switchboard-egress`.
+//! upstream; an upstream gets exactly the connection's configured headers
+//! (or, over stdio, a cleared environment plus the connection's variables).
+//! Every outbound HTTP connection goes through `switchboard-egress`.
 
+pub mod health;
+pub mod pool;
+mod provider;
 mod upstream;
 
 use std::sync::Arc;
 
 use axum::Json;
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::routing::{get, post};
 use switchboard_api::{ApiError, ApiState, Caller};
 use switchboard_core::connections::ConnectionView;
+use switchboard_domain::{Permission, Scope};
 use switchboard_egress::{EgressClient, Limits, NetworkPolicy};
+use tokio_util::sync::CancellationToken;
 
-pub use upstream::{HOP_HEADER, UpstreamError};
+pub use health::{HealthBook, HealthSettings};
+pub use pool::{PoolSettings, ProcessView, UpstreamPool};
+pub use provider::GatewaySource;
+pub use upstream::{BackgroundSettings, HOP_HEADER};
 
 /// What the gateway's routes need. Cheap to clone.
 #[derive(Clone)]
 pub struct GatewayState {
     pub api: ApiState,
-    egress: Arc<EgressClient>,
+    pub pool: Arc<UpstreamPool>,
+    pub health: Arc<HealthBook>,
+    pub source: Arc<GatewaySource>,
 }
 
-impl GatewayState {
-    pub fn new(
+/// The running gateway: its state, and the background task's stop switch.
+pub struct Gateway {
+    pub state: GatewayState,
+    pub stop: CancellationToken,
+    background: tokio::task::JoinHandle<()>,
+}
+
+impl Gateway {
+    /// Builds the pool and starts the background work (catalog refreshes,
+    /// housekeeping). Call [`Gateway::shutdown`] at the end: it kills every
+    /// child process group.
+    pub fn start(
         api: ApiState,
         policy: NetworkPolicy,
+        pool_settings: PoolSettings,
+        health_settings: HealthSettings,
+        background: BackgroundSettings,
     ) -> Result<Self, switchboard_egress::EgressError> {
         let limits = Limits {
-            request_timeout: std::time::Duration::from_secs(30),
-            max_response_bytes: 4 * 1024 * 1024,
+            request_timeout: pool_settings.call_timeout,
+            max_response_bytes: pool_settings.max_response_bytes,
             ..Default::default()
         };
-        Ok(GatewayState {
-            api,
-            egress: Arc::new(EgressClient::new(policy, limits)?),
+        let egress = Arc::new(EgressClient::new(policy, limits)?);
+        let hub = switchboard_core::hub_id(api.http.public_url.as_str());
+        let core = api.core.clone();
+        let (pool, events) = UpstreamPool::new(pool_settings, egress, hub, core.clone());
+        let health = Arc::new(HealthBook::new(core.clone(), health_settings));
+        let source = Arc::new(GatewaySource::new(
+            core.clone(),
+            pool.clone(),
+            health.clone(),
+        ));
+        let stop = CancellationToken::new();
+        let background = tokio::spawn(upstream::run_background(
+            core,
+            pool.clone(),
+            events,
+            background,
+            stop.clone(),
+        ));
+        Ok(Gateway {
+            state: GatewayState {
+                api,
+                pool,
+                health,
+                source,
+            },
+            stop,
+            background,
         })
+    }
+
+    /// Stops the background work and every upstream (children included).
+    pub async fn shutdown(self) {
+        self.stop.cancel();
+        if tokio::time::timeout(std::time::Duration::from_secs(5), self.background)
+            .await
+            .is_err()
+        {
+            self.state.pool.shutdown().await;
+        }
     }
 }
 
@@ -50,7 +112,8 @@ pub fn router(state: GatewayState) -> Router {
     Router::new()
         .route("/api/v1/connections/{id}/refresh", post(refresh))
         .route("/api/v1/connections/{id}/tools", get(tools))
-        .layer(axum::Extension(state.egress.clone()))
+        .route("/api/v1/connections/{id}/process", get(process))
+        .layer(axum::Extension(state.clone()))
         .with_state(state.api)
 }
 
@@ -58,29 +121,42 @@ pub fn router(state: GatewayState) -> Router {
 /// An unreachable upstream is not an HTTP error: the connection is marked
 /// `disconnected` with the reason, and the answer shows it.
 async fn refresh(
-    State(s): State<ApiState>,
-    axum::Extension(egress): axum::Extension<Arc<EgressClient>>,
+    axum::Extension(s): axum::Extension<GatewayState>,
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<ConnectionView>, ApiError> {
     let ctx = caller.ctx();
-    let target = s.core.connection_for_refresh(ctx, &id).await?;
-    let creds = s.core.connection_credentials(&target.id).await?;
-    let hub = switchboard_core::hub_id(s.http.public_url.as_str());
-    let fetched = upstream::list_tools(&egress, &hub, &target, &creds)
-        .await
-        .map_err(|e| e.to_string());
+    let core = &s.api.core;
+    let target = core.connection_for_refresh(ctx, &id).await?;
+    let fetched = upstream::fetch_catalog(&s.pool, &target.id, target.version).await;
     if let Err(e) = &fetched {
         tracing::warn!(connection = %target.slug, error = %e, "catalog refresh failed");
     }
-    Ok(Json(s.core.store_catalog(ctx, &target.id, fetched).await?))
+    Ok(Json(core.store_catalog(ctx, &target.id, fetched).await?))
 }
 
 /// The cached tool names of a connection.
 async fn tools(
-    State(s): State<ApiState>,
+    axum::Extension(s): axum::Extension<GatewayState>,
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Vec<String>>, ApiError> {
-    Ok(Json(s.core.catalog_tool_names(caller.ctx(), &id).await?))
+    Ok(Json(
+        s.api.core.catalog_tool_names(caller.ctx(), &id).await?,
+    ))
+}
+
+/// The connection's upstream session or child on this replica: whether it
+/// runs, its pid, restarts, last error and the tail of its stderr (secret
+/// values masked). For admins (connections.publish).
+async fn process(
+    axum::Extension(s): axum::Extension<GatewayState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<ProcessView>, ApiError> {
+    let ctx = caller.ctx();
+    ctx.principal
+        .require(Permission::ConnectionsPublish, Scope::ReadOrg)?;
+    let target = s.api.core.connection_for_refresh(ctx, &id).await?;
+    Ok(Json(s.pool.process_view(&target.id).await))
 }

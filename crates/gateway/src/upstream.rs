@@ -1,100 +1,125 @@
-//! Talking to an upstream MCP server as a client (rmcp), through the
-//! egress guard, with the connection's shared headers and nothing else.
+//! Fetching catalogs from upstreams (through the pool's live sessions) and
+//! the gateway's background work: refreshing catalogs on the upstream's
+//! `list_changed`, on a schedule (one replica claims each), and the pool's
+//! housekeeping.
 
-use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
-use rmcp::ServiceExt;
-use rmcp::transport::StreamableHttpClientTransport;
-use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
-use switchboard_core::connections::{CatalogTool, UpstreamTarget};
-use switchboard_egress::EgressClient;
+use switchboard_core::Core;
+use switchboard_core::connections::CatalogTool;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::pool::{PoolEvent, UpstreamPool};
 
 pub use switchboard_core::HOP_HEADER;
 
-/// How long connecting and listing may take in all.
-const LIST_TIMEOUT: Duration = Duration::from_secs(30);
-
-#[derive(Debug, thiserror::Error)]
-pub enum UpstreamError {
-    #[error("{0}")]
-    Egress(#[from] switchboard_egress::EgressError),
-    #[error("the upstream URL is missing or invalid: {0}")]
-    BadTarget(String),
-    #[error("stdio upstreams are not supported yet")]
-    StdioNotYet,
-    #[error("a shared header is not a valid HTTP header: {0}")]
-    BadHeader(String),
-    #[error("could not connect to the upstream MCP server: {0}")]
-    Connect(String),
-    #[error("the upstream MCP server failed to list its tools: {0}")]
-    List(String),
-    #[error("the upstream did not answer within {} s", .0.as_secs())]
-    Timeout(Duration),
+/// Lists every tool of a connection's upstream (all pages).
+pub async fn fetch_catalog(
+    pool: &UpstreamPool,
+    connection_id: &str,
+    version: i64,
+) -> Result<Vec<CatalogTool>, String> {
+    let peer = pool.peer(connection_id, version).await?;
+    let listed = tokio::time::timeout(pool.settings().call_timeout, peer.list_all_tools())
+        .await
+        .map_err(|_| {
+            format!(
+                "the upstream did not list its tools within {} s",
+                pool.settings().call_timeout.as_secs()
+            )
+        })?
+        .map_err(|e| format!("the upstream MCP server failed to list its tools: {e}"))?;
+    Ok(listed
+        .into_iter()
+        .map(|t| CatalogTool {
+            name: t.name.to_string(),
+            title: t.title.clone(),
+            description: t.description.as_deref().unwrap_or_default().to_owned(),
+            input_schema: serde_json::Value::Object((*t.input_schema).clone()),
+            output_schema: t
+                .output_schema
+                .as_ref()
+                .map(|s| serde_json::Value::Object((**s).clone())),
+            annotations: t
+                .annotations
+                .as_ref()
+                .and_then(|a| serde_json::to_value(a).ok()),
+        })
+        .collect())
 }
 
-/// Connects, lists every tool (all pages), disconnects. `creds` are the
-/// connection's opened shared values `(kind, name, value)`; headers are
-/// marked sensitive so no layer logs them.
-pub async fn list_tools(
-    egress: &EgressClient,
-    hub_id: &str,
-    target: &UpstreamTarget,
-    creds: &[(String, String, impl AsRef<str>)],
-) -> Result<Vec<CatalogTool>, UpstreamError> {
-    if target.transport != "streamable_http" {
-        return Err(UpstreamError::StdioNotYet);
-    }
-    let url_text = target
-        .url
-        .as_deref()
-        .ok_or_else(|| UpstreamError::BadTarget("no URL".into()))?;
-    let url = url::Url::parse(url_text).map_err(|e| UpstreamError::BadTarget(e.to_string()))?;
-    egress.check_url(&url)?;
-    let mut headers = HashMap::new();
-    headers.insert(
-        http::HeaderName::from_static(HOP_HEADER),
-        http::HeaderValue::from_str(hub_id)
-            .map_err(|_| UpstreamError::BadHeader(HOP_HEADER.into()))?,
-    );
-    for (kind, name, value) in creds {
-        if kind != "header" {
-            continue;
-        }
-        let n = http::HeaderName::from_bytes(name.as_bytes())
-            .map_err(|_| UpstreamError::BadHeader(name.clone()))?;
-        let mut v = http::HeaderValue::from_str(value.as_ref())
-            .map_err(|_| UpstreamError::BadHeader(name.clone()))?;
-        v.set_sensitive(true);
-        headers.insert(n, v);
-    }
-    let config =
-        StreamableHttpClientTransportConfig::with_uri(url.as_str()).custom_headers(headers);
-    let transport = StreamableHttpClientTransport::with_client(egress.http_client(), config);
-    let work = async {
-        let client = ().serve(transport).await.map_err(|e| UpstreamError::Connect(e.to_string()))?;
-        let listed = client.list_all_tools().await;
-        let _ = client.cancel().await;
-        let tools = listed.map_err(|e| UpstreamError::List(e.to_string()))?;
-        Ok(tools
-            .into_iter()
-            .map(|t| CatalogTool {
-                name: t.name.to_string(),
-                title: t.title.clone(),
-                description: t.description.as_deref().unwrap_or_default().to_owned(),
-                input_schema: serde_json::Value::Object((*t.input_schema).clone()),
-                output_schema: t
-                    .output_schema
-                    .as_ref()
-                    .map(|s| serde_json::Value::Object((**s).clone())),
-                annotations: t
-                    .annotations
-                    .as_ref()
-                    .and_then(|a| serde_json::to_value(a).ok()),
-            })
-            .collect())
+/// Refreshes one connection's catalog now and records the result.
+pub async fn refresh_now(core: &Core, pool: &UpstreamPool, connection_id: &str) {
+    let Ok(Some(target)) = core.upstream_target(connection_id).await else {
+        return;
     };
-    tokio::time::timeout(LIST_TIMEOUT, work)
+    let fetched = fetch_catalog(pool, connection_id, target.version).await;
+    if let Err(e) = &fetched {
+        tracing::warn!(connection = %target.slug, error = %e, "catalog refresh failed");
+    }
+    if let Err(e) = core
+        .store_catalog_automatic(connection_id, fetched, switchboard_core::now_ms())
         .await
-        .map_err(|_| UpstreamError::Timeout(LIST_TIMEOUT))?
+    {
+        tracing::warn!(connection = %target.slug, error = %e, "could not store a refreshed catalog");
+    }
+}
+
+/// How the background work is paced.
+#[derive(Debug, Clone)]
+pub struct BackgroundSettings {
+    /// A catalog older than this is refreshed.
+    pub catalog_max_age: Duration,
+    /// How often the schedule and the pool's housekeeping run.
+    pub tick: Duration,
+}
+
+/// Runs until `stop` is cancelled: list_changed refreshes (a burst of
+/// notifications is one refresh), scheduled refreshes, housekeeping.
+pub async fn run_background(
+    core: Core,
+    pool: Arc<UpstreamPool>,
+    mut events: mpsc::UnboundedReceiver<PoolEvent>,
+    settings: BackgroundSettings,
+    stop: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(settings.tick);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            event = events.recv() => {
+                let Some(PoolEvent::ToolListChanged(first)) = event else { break };
+                // Let a burst settle, then refresh each connection once.
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                let mut ids = vec![first];
+                while let Ok(PoolEvent::ToolListChanged(id)) = events.try_recv() {
+                    if !ids.contains(&id) {
+                        ids.push(id);
+                    }
+                }
+                for id in ids {
+                    let (core, pool) = (core.clone(), pool.clone());
+                    // Not inline: the refresh talks to the session whose
+                    // notification we are handling.
+                    tokio::spawn(async move { refresh_now(&core, &pool, &id).await });
+                }
+            }
+            _ = tick.tick() => {
+                let max_age = settings.catalog_max_age.as_millis() as i64;
+                match core.claim_stale_catalogs(max_age, 20, switchboard_core::now_ms()).await {
+                    Ok(ids) => {
+                        for id in ids {
+                            refresh_now(&core, &pool, &id).await;
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "could not list catalogs to refresh"),
+                }
+                pool.housekeeping().await;
+            }
+        }
+    }
+    pool.shutdown().await;
 }

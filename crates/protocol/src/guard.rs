@@ -246,6 +246,17 @@ pub async fn authenticate(
     token: Option<&str>,
     resource_metadata: &str,
 ) -> Result<Principal, Response> {
+    authenticate_for(state, token, resource_metadata, &state.org_resource()).await
+}
+
+/// [`authenticate`] for the resource `here` (`<public>/mcp`, or a virtual
+/// server's `<public>/mcp/servers/{slug}`).
+pub async fn authenticate_for(
+    state: &McpState,
+    token: Option<&str>,
+    resource_metadata: &str,
+    here: &str,
+) -> Result<Principal, Response> {
     let Some(token) = token else {
         return Err(unauthorized(resource_metadata, None));
     };
@@ -258,7 +269,6 @@ pub async fn authenticate(
         Ok(p) => {
             // An OAuth access token is valid only on the resource it was
             // issued for (RFC 8707); `/mcp` and `/mcp/rpc` are one resource.
-            let here = state.org_resource();
             match p.token_resource() {
                 Some(r) if r != here => Err(unauthorized(
                     resource_metadata,
@@ -277,13 +287,17 @@ pub async fn authenticate(
     }
 }
 
-/// The middleware in front of rmcp's service on `/mcp`.
+/// The middleware in front of rmcp's services on `/mcp` and on the
+/// virtual servers `/mcp/servers/{slug}` (each its own resource).
 pub async fn mcp_guard(State(state): State<McpState>, req: Request, next: Next) -> Response {
     if let Err(resp) = state.hosts.check(req.headers()) {
         return resp;
     }
-    let prm = state.resource_metadata_url("/mcp");
-    let principal = match authenticate(&state, bearer(req.headers()), &prm).await {
+    let path = req.uri().path().trim_end_matches('/').to_owned();
+    let virtual_server = path.starts_with("/mcp/servers/");
+    let resource = format!("{}{path}", state.public_base());
+    let prm = state.resource_metadata_url(&path);
+    let principal = match authenticate_for(&state, bearer(req.headers()), &prm, &resource).await {
         Ok(p) => p,
         Err(resp) => return resp,
     };
@@ -325,7 +339,12 @@ pub async fn mcp_guard(State(state): State<McpState>, req: Request, next: Next) 
             Ok(v) => v,
             Err(resp) => return resp,
         };
-        if let Some(resp) = precheck(&state, &principal, &meta, &message, &prm).await {
+        let refused = if virtual_server {
+            precheck_virtual(&state, &principal, &meta, &message, &prm).await
+        } else {
+            precheck(&state, &principal, &meta, &message, &prm).await
+        };
+        if let Some(resp) = refused {
             return resp;
         }
         is_initialize = message.get("method").and_then(Value::as_str) == Some("initialize");
@@ -402,6 +421,40 @@ fn parse_message(body: &Bytes) -> Result<Value, Response> {
     }
 }
 
+/// On a virtual server every tool needs the scope `connections:use`: a
+/// `tools/call` with a token that lacks it is answered here with 403
+/// `insufficient_scope`, as on `/mcp`.
+async fn precheck_virtual(
+    state: &McpState,
+    principal: &Principal,
+    meta: &RequestMeta,
+    v: &Value,
+    prm: &str,
+) -> Option<Response> {
+    if v.get("method")?.as_str()? != "tools/call" {
+        return None;
+    }
+    let scopes = principal.scopes()?;
+    if scopes.contains(&Scope::ConnectionsUse) {
+        return None;
+    }
+    let name = v.get("params")?.get("name")?.as_str()?;
+    let message = format!(
+        "'{name}' is a tool of a connection, and using connections needs the token scope 'connections:use', which this token lacks: authorize again (or create a token) with that scope"
+    );
+    refuse_scope(
+        state,
+        principal,
+        meta,
+        v,
+        prm,
+        name,
+        vec![Scope::ConnectionsUse],
+        message,
+    )
+    .await
+}
+
 /// A `tools/call` whose only obstacle is a missing token scope is answered
 /// here, at the HTTP level, as the authorization spec asks.
 async fn precheck(
@@ -420,6 +473,22 @@ async fn precheck(
     else {
         return None;
     };
+    refuse_scope(state, principal, meta, v, prm, name, scopes, message).await
+}
+
+/// Records a missing-scope refusal and answers it with 403.
+#[allow(clippy::too_many_arguments)]
+async fn refuse_scope(
+    state: &McpState,
+    principal: &Principal,
+    meta: &RequestMeta,
+    v: &Value,
+    prm: &str,
+    name: &str,
+    scopes: Vec<Scope>,
+    message: String,
+) -> Option<Response> {
+    let params = v.get("params")?;
     let mut meta = meta.clone();
     meta.call = Some(CallInfo {
         method: "tools/call".into(),

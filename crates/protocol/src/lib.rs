@@ -20,6 +20,7 @@ mod guard;
 mod handler;
 mod rpc;
 mod sessions;
+mod virtual_server;
 mod wire;
 
 use std::sync::Arc;
@@ -55,7 +56,7 @@ pub struct McpState {
 }
 
 impl McpState {
-    fn public_base(&self) -> String {
+    pub(crate) fn public_base(&self) -> String {
         self.http
             .public_url
             .as_str()
@@ -132,14 +133,28 @@ pub fn router(state: McpState) -> (Router, CancellationToken) {
         Arc::new(LocalSessionManager::default()),
         config,
     );
+    let caps = state.caps.clone();
+    let mut vconfig = StreamableHttpServerConfig::default()
+        .with_allowed_hosts(state.hosts.rmcp_hosts())
+        .with_allowed_origins(state.hosts.rmcp_origins())
+        .with_max_request_body_bytes(state.max_body_bytes)
+        .with_cancellation_token(cancel.clone());
+    vconfig.session_store = Some(Arc::new(sessions::DbSessionStore {
+        db: state.caps.core().db().clone(),
+    }));
+    let virtual_servers = StreamableHttpService::new(
+        move || Ok(virtual_server::VirtualHandler::new(caps.clone())),
+        Arc::new(LocalSessionManager::default()),
+        vconfig,
+    );
     sessions::spawn_reaper(state.caps.core().db().clone());
-    let mcp =
-        Router::new()
-            .route_service("/mcp", service)
-            .layer(axum::middleware::from_fn_with_state(
-                state.clone(),
-                guard::mcp_guard,
-            ));
+    let mcp = Router::new()
+        .route_service("/mcp", service)
+        .route_service("/mcp/servers/{slug}", virtual_servers)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard::mcp_guard,
+        ));
     let router = Router::new()
         .merge(mcp)
         .route("/mcp/rpc", post(rpc::rpc))
@@ -151,6 +166,10 @@ pub fn router(state: McpState) -> (Router, CancellationToken) {
             "/.well-known/oauth-protected-resource/mcp/rpc",
             get(|s: State<McpState>| resource_metadata(s, "/mcp/rpc")),
         )
+        .route(
+            "/.well-known/oauth-protected-resource/mcp/servers/{slug}",
+            get(virtual_resource_metadata),
+        )
         // The root fallback clients try when a challenge names no document.
         .route(
             "/.well-known/oauth-protected-resource",
@@ -158,6 +177,30 @@ pub fn router(state: McpState) -> (Router, CancellationToken) {
         )
         .with_state(state);
     (router, cancel)
+}
+
+/// The RFC 9728 document of a virtual server: its own resource, so a
+/// token for one server is not valid on another (or on `/mcp`).
+async fn virtual_resource_metadata(
+    State(state): State<McpState>,
+    axum::extract::Path(slug): axum::extract::Path<String>,
+) -> axum::response::Response {
+    if slug.is_empty()
+        || !slug
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        return (axum::http::StatusCode::NOT_FOUND, "no such server").into_response();
+    }
+    let base = state.public_base();
+    axum::Json(json!({
+        "resource": format!("{base}/mcp/servers/{slug}"),
+        "authorization_servers": [base],
+        "scopes_supported": [Scope::ConnectionsUse.as_str()],
+        "bearer_methods_supported": ["header"],
+        "resource_name": format!("Switchboard: {slug}"),
+    }))
+    .into_response()
 }
 
 /// RFC 9728 protected-resource metadata. `/mcp/rpc` is the same resource

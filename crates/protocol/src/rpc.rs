@@ -289,6 +289,7 @@ async fn dispatch(
                     "the server failed to run this tool; the error is in its log",
                     None,
                 ),
+                CallOutcome::Relayed(v) => success(id, v),
                 done @ (CallOutcome::Done(_) | CallOutcome::Failed(_)) => {
                     match wire::tool_result(done).map(serde_json::to_value) {
                         Ok(Ok(v)) => success(id, v),

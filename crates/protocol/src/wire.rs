@@ -5,8 +5,14 @@ use switchboard_capabilities::{CallOutcome, Capability};
 
 /// A capability as an MCP tool.
 pub fn tool(cap: &Capability) -> Tool {
+    tool_as(cap, &cap.name)
+}
+
+/// A capability as an MCP tool named `name` (a virtual server shows an
+/// upstream tool under its upstream name).
+pub fn tool_as(cap: &Capability, name: &str) -> Tool {
     let mut t = Tool::new(
-        cap.name.clone(),
+        name.to_owned(),
         cap.description.clone(),
         cap.input_schema.clone(),
     )
@@ -30,6 +36,11 @@ pub fn tool(cap: &Capability) -> Tool {
 pub fn tool_result(outcome: CallOutcome) -> Result<CallToolResult, rmcp::ErrorData> {
     match outcome {
         CallOutcome::Done(v) => Ok(CallToolResult::structured(v)),
+        // It came from rmcp's own encoding of the upstream's answer.
+        CallOutcome::Relayed(v) => serde_json::from_value(v).map_err(|e| {
+            tracing::error!(error = %e, "an upstream tool result did not decode");
+            rmcp::ErrorData::internal_error("the upstream's result could not be passed on", None)
+        }),
         CallOutcome::Refused(m)
         | CallOutcome::MissingScope { message: m, .. }
         | CallOutcome::InvalidArguments(m)

@@ -97,6 +97,7 @@ fn mcp_router(
     settings: &Settings,
     core: &Core,
     http: &Arc<HttpSettings>,
+    connections: Arc<dyn switchboard_capabilities::ConnectionSource>,
 ) -> Result<(Router, tokio_util::sync::CancellationToken)> {
     let org_tools = switchboard_capabilities::OrgTools::new(settings.mcp.page_size)
         .map_err(anyhow::Error::msg)?;
@@ -106,7 +107,8 @@ fn mcp_router(
         providers,
         settings.mcp.page_size,
     )
-    .map_err(anyhow::Error::msg)?;
+    .map_err(anyhow::Error::msg)?
+    .with_connections(connections);
     let state = switchboard_protocol::McpState {
         caps,
         http: http.clone(),
@@ -147,27 +149,18 @@ pub async fn serve(settings: Settings) -> Result<()> {
         http: http.clone(),
         started: Instant::now(),
     };
-    let (mcp, mcp_cancel) = mcp_router(&settings, &core, &http)?;
+    let gateway = start_gateway(&settings, &resolved, state.clone())?;
+    let (mcp, mcp_cancel) = mcp_router(&settings, &core, &http, gateway.state.source.clone())?;
     let client_metadata = switchboard_oauth::ClientMetadataSettings {
         allowed_networks: resolved.client_metadata_networks.clone(),
         allow_loopback: settings.oauth.client_metadata_allow_loopback,
         max_bytes: settings.oauth.client_metadata_max_bytes,
         timeout: std::time::Duration::from_millis(settings.oauth.client_metadata_timeout_ms),
     };
-    let gateway = switchboard_gateway::router(
-        switchboard_gateway::GatewayState::new(
-            state.clone(),
-            switchboard_egress::NetworkPolicy {
-                allowed_networks: resolved.allowed_networks.clone(),
-                allow_loopback: settings.gateway.allow_loopback_upstreams,
-            },
-        )
-        .context("building the gateway's HTTP client")?,
-    );
     let app = app(
         state,
         client_metadata,
-        gateway,
+        switchboard_gateway::router(gateway.state.clone()),
         mcp,
         resolved.request_timeout,
     );
@@ -220,9 +213,83 @@ pub async fn serve(settings: Settings) -> Result<()> {
             }
         }
     }
+    // Kills every stdio child's process group.
+    gateway.shutdown().await;
     db.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The gateway: the upstream pool and its background work.
+fn start_gateway(
+    settings: &Settings,
+    resolved: &crate::settings::Resolved,
+    api: ApiState,
+) -> Result<switchboard_gateway::Gateway> {
+    let g = &settings.gateway;
+    let secs = std::time::Duration::from_secs;
+    let run_as = match g.stdio_user.as_deref() {
+        None | Some("") => {
+            if !g.allowed_commands.is_empty() {
+                tracing::warn!(
+                    "stdio upstreams run as the server's own user (gateway.stdio_user is unset): they share its file permissions"
+                );
+            }
+            None
+        }
+        Some(user) => Some(resolve_user(user)?),
+    };
+    let pool = switchboard_gateway::PoolSettings {
+        connect_timeout: secs(g.connect_timeout_secs.max(1)),
+        call_timeout: secs(g.call_timeout_secs.max(1)),
+        max_response_bytes: g.max_response_bytes.max(1024),
+        allowed_commands: g.allowed_commands.clone(),
+        inherit_env: g.stdio_inherit_env.clone(),
+        run_as,
+        idle_timeout: secs(g.stdio_idle_secs.max(1)),
+    };
+    let health = switchboard_gateway::HealthSettings {
+        window: g.health_window.max(1),
+        error_ratio: f64::from(g.health_degraded_error_percent.min(100)) / 100.0,
+        slow_p50: std::time::Duration::from_millis(g.health_degraded_p50_ms),
+    };
+    let background = switchboard_gateway::BackgroundSettings {
+        catalog_max_age: secs(g.catalog_refresh_secs.max(10)),
+        tick: secs(g.catalog_refresh_secs.clamp(1, 10)),
+    };
+    switchboard_gateway::Gateway::start(
+        api,
+        switchboard_egress::NetworkPolicy {
+            allowed_networks: resolved.allowed_networks.clone(),
+            allow_loopback: g.allow_loopback_upstreams,
+        },
+        pool,
+        health,
+        background,
+    )
+    .context("building the gateway's HTTP client")
+}
+
+/// `gateway.stdio_user`: a user name, or `uid:gid`.
+fn resolve_user(user: &str) -> Result<(u32, u32)> {
+    if let Some((u, g)) = user.split_once(':') {
+        let uid = u
+            .parse()
+            .with_context(|| format!("gateway.stdio_user: '{u}' is not a uid"))?;
+        let gid = g
+            .parse()
+            .with_context(|| format!("gateway.stdio_user: '{g}' is not a gid"))?;
+        return Ok((uid, gid));
+    }
+    let found = nix::unistd::User::from_name(user)
+        .with_context(|| format!("gateway.stdio_user: looking up the user '{user}'"))?
+        .with_context(|| format!("gateway.stdio_user: there is no user '{user}' on this machine (give a name or uid:gid)"))?;
+    if !nix::unistd::geteuid().is_root() {
+        anyhow::bail!(
+            "gateway.stdio_user is set to '{user}', but only a server running as root can start processes as another user: unset it, or run as root"
+        );
+    }
+    Ok((found.uid.as_raw(), found.gid.as_raw()))
 }
 
 async fn shutdown_signal() -> &'static str {

@@ -28,7 +28,8 @@ const TOP_LEVEL_KEYS: [&str; 12] = [
     "log",
 ];
 /// Keys whose environment value is a comma-separated list.
-const LIST_KEYS: [&str; 5] = [
+const LIST_KEYS: [&str; 6] = [
+    "gateway.stdio_inherit_env",
     "server.trusted_proxies",
     "server.allowed_hosts",
     "gateway.allowed_networks",
@@ -218,8 +219,8 @@ impl Default for OAuthSettings {
     }
 }
 
-/// Settings of the gateway to upstream MCP servers (used from the gateway issue on).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+/// Settings of the gateway to upstream MCP servers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct GatewaySettings {
     /// Let connections reach loopback addresses (tests; a hub calling a local server).
@@ -229,6 +230,50 @@ pub struct GatewaySettings {
     /// Commands stdio connections may run (e.g. `npx`); org admins pick
     /// from these, never a free command line.
     pub allowed_commands: Vec<String>,
+    /// One request to an upstream may take this long.
+    pub call_timeout_secs: u64,
+    /// Connecting to an upstream (or starting its child) may take this long.
+    pub connect_timeout_secs: u64,
+    /// The largest upstream answer passed on, in bytes.
+    pub max_response_bytes: usize,
+    /// A stdio child unused this long is stopped (started again on demand).
+    pub stdio_idle_secs: u64,
+    /// Run stdio children as this user (a name, or `uid:gid`); needs the
+    /// server to run as root. Unset: they run as the server's own user.
+    pub stdio_user: Option<String>,
+    /// Variables of the server's environment a child inherits; everything
+    /// else is cleared (`SWITCHBOARD_*` never passes).
+    pub stdio_inherit_env: Vec<String>,
+    /// A catalog older than this is refreshed in the background.
+    pub catalog_refresh_secs: u64,
+    /// Health: how many recent requests are judged.
+    pub health_window: usize,
+    /// Health: degraded at or above this percentage of failures.
+    pub health_degraded_error_percent: u32,
+    /// Health: degraded when the median latency is above this.
+    pub health_degraded_p50_ms: u64,
+}
+
+impl Default for GatewaySettings {
+    fn default() -> Self {
+        GatewaySettings {
+            allow_loopback_upstreams: false,
+            allowed_networks: Vec::new(),
+            allowed_commands: Vec::new(),
+            call_timeout_secs: 60,
+            connect_timeout_secs: 30,
+            max_response_bytes: 4 * 1024 * 1024,
+            stdio_idle_secs: 300,
+            stdio_user: None,
+            stdio_inherit_env: ["PATH", "HOME", "LANG", "TMPDIR", "TZ"]
+                .map(String::from)
+                .to_vec(),
+            catalog_refresh_secs: 900,
+            health_window: 20,
+            health_degraded_error_percent: 10,
+            health_degraded_p50_ms: 2000,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

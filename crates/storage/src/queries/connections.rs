@@ -24,9 +24,11 @@ pub struct ConnectionRow {
     pub created_by: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// When the cached catalog was last replaced (the catalog's version).
+    pub catalog_refreshed_at: Option<i64>,
 }
 
-const COLS: &str = "id, org_id, slug, name, description, transport, url, command, args, credential_mode, environment, tool_allow, tool_deny, tool_overrides, enabled, created_by, created_at, updated_at";
+const COLS: &str = "id, org_id, slug, name, description, transport, url, command, args, credential_mode, environment, tool_allow, tool_deny, tool_overrides, enabled, created_by, created_at, updated_at, catalog_refreshed_at";
 
 fn prefixed(p: &str) -> String {
     COLS.split(", ")
@@ -446,4 +448,70 @@ pub async fn connection_health<'c>(
     .bind(connection_id)
     .fetch_optional(e)
     .await?)
+}
+
+/// A connection by id, whatever its org (for the gateway's own work).
+pub async fn connection_by_id<'c>(e: impl Exec<'c>, id: &str) -> Result<Option<ConnectionRow>> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLS} FROM connections WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(e)
+    .await?)
+}
+
+/// Enabled connections whose catalog was last refreshed before `before`
+/// (or never), oldest first: the scheduled refresh's work list.
+pub async fn connections_due_for_refresh<'c>(
+    e: impl Exec<'c>,
+    before: i64,
+    limit: i64,
+) -> Result<Vec<String>> {
+    let rows: Vec<(String,)> = sqlx::query_as(
+        "SELECT id FROM connections
+         WHERE enabled = 1 AND (catalog_refreshed_at IS NULL OR catalog_refreshed_at < $1)
+         ORDER BY COALESCE(catalog_refreshed_at, 0), id LIMIT $2",
+    )
+    .bind(before)
+    .bind(limit)
+    .fetch_all(e)
+    .await?;
+    Ok(rows.into_iter().map(|(id,)| id).collect())
+}
+
+/// Claims a connection's scheduled refresh: moves `catalog_refreshed_at`
+/// forward only if nobody else did since `seen`, so of several replicas
+/// exactly one refreshes it. `true` when this caller won.
+pub async fn claim_catalog_refresh<'c>(
+    e: impl Exec<'c>,
+    id: &str,
+    seen: Option<i64>,
+    now: i64,
+) -> Result<bool> {
+    let r = sqlx::query(
+        "UPDATE connections SET catalog_refreshed_at = $3
+         WHERE id = $1 AND COALESCE(catalog_refreshed_at, -1) = COALESCE($2, -1)",
+    )
+    .bind(id)
+    .bind(seen)
+    .bind(now)
+    .execute(e)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// Sets a connection's health (and error) only; the catalog time stays.
+pub async fn set_connection_health_only<'c>(
+    e: impl Exec<'c>,
+    id: &str,
+    health: &str,
+    last_error: Option<&str>,
+) -> Result<()> {
+    sqlx::query("UPDATE connections SET health = $2, last_error = $3 WHERE id = $1")
+        .bind(id)
+        .bind(health)
+        .bind(last_error)
+        .execute(e)
+        .await?;
+    Ok(())
 }

@@ -1,0 +1,556 @@
+//! Live upstream sessions, one per (connection, credential) and never one
+//! per caller: Streamable HTTP clients, and stdio child processes under a
+//! supervisor that starts them on demand, restarts them with backoff, pings
+//! and reaps idle ones, and kills each with its whole process group. A
+//! child's stderr is kept in a bounded ring (secret values masked) for
+//! admins.
+
+use std::collections::{HashMap, VecDeque};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rmcp::model::{ClientCapabilities, ClientConfig, Implementation};
+use rmcp::service::{NotificationContext, RunningService};
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
+use rmcp::{ClientHandler, Peer, RoleClient, ServiceExt};
+use switchboard_core::Core;
+use switchboard_core::connections::UpstreamTarget;
+use switchboard_egress::EgressClient;
+use tokio::io::AsyncBufReadExt;
+use tokio::sync::mpsc;
+use zeroize::Zeroizing;
+
+use crate::upstream::HOP_HEADER;
+
+/// Lines of a child's stderr kept, and the longest line kept.
+const STDERR_LINES: usize = 200;
+const STDERR_LINE_BYTES: usize = 2048;
+/// The longest wait between two attempts to start a failing upstream.
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+/// How the pool treats upstreams (from the `gateway.*` settings).
+#[derive(Debug, Clone)]
+pub struct PoolSettings {
+    /// Connecting (and starting a child) may take this long.
+    pub connect_timeout: Duration,
+    /// One request to an upstream may take this long.
+    pub call_timeout: Duration,
+    /// The largest answer passed on, in bytes of JSON.
+    pub max_response_bytes: usize,
+    /// Commands stdio connections may run (checked again at every start).
+    pub allowed_commands: Vec<String>,
+    /// Variables of the server's own environment a child gets (never
+    /// `SWITCHBOARD_*`); everything else is cleared.
+    pub inherit_env: Vec<String>,
+    /// Run children as this uid and gid.
+    pub run_as: Option<(u32, u32)>,
+    /// A child unused this long is stopped.
+    pub idle_timeout: Duration,
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        PoolSettings {
+            connect_timeout: Duration::from_secs(30),
+            call_timeout: Duration::from_secs(60),
+            max_response_bytes: 4 * 1024 * 1024,
+            allowed_commands: Vec::new(),
+            inherit_env: ["PATH", "HOME", "LANG", "TMPDIR", "TZ"]
+                .map(String::from)
+                .to_vec(),
+            run_as: None,
+            idle_timeout: Duration::from_secs(300),
+        }
+    }
+}
+
+/// What the pool tells the rest of the gateway.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PoolEvent {
+    /// The upstream of this connection said its tool list changed.
+    ToolListChanged(String),
+}
+
+/// Receives the upstream's notifications for one session.
+#[derive(Clone)]
+struct UpstreamHandler {
+    connection_id: String,
+    events: mpsc::UnboundedSender<PoolEvent>,
+}
+
+impl ClientHandler for UpstreamHandler {
+    fn get_info(&self) -> ClientConfig {
+        let mut info = ClientConfig::default();
+        info.capabilities = ClientCapabilities::default();
+        info.client_info = Implementation::new("switchboard-gateway", env!("CARGO_PKG_VERSION"));
+        info
+    }
+
+    async fn on_tool_list_changed(&self, _context: NotificationContext<RoleClient>) {
+        let _ = self
+            .events
+            .send(PoolEvent::ToolListChanged(self.connection_id.clone()));
+    }
+}
+
+type Session = RunningService<RoleClient, UpstreamHandler>;
+
+struct Live {
+    session: Session,
+    version: i64,
+    /// The child's pid (and process group id), for stdio.
+    pid: Option<u32>,
+}
+
+#[derive(Default)]
+struct SlotState {
+    live: Option<Live>,
+    failures: u32,
+    retry_at: Option<Instant>,
+    last_error: Option<String>,
+    starts: u64,
+}
+
+/// One (connection, credential).
+struct Slot {
+    state: tokio::sync::Mutex<SlotState>,
+    stderr: Arc<StderrRing>,
+    last_used: AtomicI64,
+}
+
+/// The last lines a child wrote to stderr, secret values masked.
+#[derive(Default)]
+pub struct StderrRing {
+    lines: Mutex<VecDeque<String>>,
+}
+
+impl StderrRing {
+    fn push(&self, mut line: String, secrets: &[Zeroizing<String>]) {
+        for s in secrets {
+            if s.len() >= 4 && line.contains(s.as_str()) {
+                line = line.replace(s.as_str(), "****");
+            }
+        }
+        if line.len() > STDERR_LINE_BYTES {
+            let mut cut = STDERR_LINE_BYTES;
+            while !line.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            line.truncate(cut);
+            line.push('…');
+        }
+        if let Ok(mut l) = self.lines.lock() {
+            if l.len() == STDERR_LINES {
+                l.pop_front();
+            }
+            l.push_back(line);
+        }
+    }
+
+    pub fn snapshot(&self) -> Vec<String> {
+        self.lines
+            .lock()
+            .map(|l| l.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+}
+
+/// What an admin sees of a connection's live upstream on this replica.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct ProcessView {
+    /// Whether a session (or child) is up now.
+    pub running: bool,
+    pub pid: Option<u32>,
+    /// How many times it was started.
+    pub starts: u64,
+    /// Failed starts in a row.
+    pub failures: u32,
+    pub last_error: Option<String>,
+    /// The last lines of the child's stderr (stdio), secrets masked.
+    pub stderr: Vec<String>,
+}
+
+/// The pool. Cheap to share (`Arc`).
+pub struct UpstreamPool {
+    settings: PoolSettings,
+    egress: Arc<EgressClient>,
+    hub_id: String,
+    core: Core,
+    slots: Mutex<HashMap<String, Arc<Slot>>>,
+    events: mpsc::UnboundedSender<PoolEvent>,
+}
+
+impl UpstreamPool {
+    pub fn new(
+        settings: PoolSettings,
+        egress: Arc<EgressClient>,
+        hub_id: String,
+        core: Core,
+    ) -> (Arc<Self>, mpsc::UnboundedReceiver<PoolEvent>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (
+            Arc::new(UpstreamPool {
+                settings,
+                egress,
+                hub_id,
+                core,
+                slots: Mutex::new(HashMap::new()),
+                events: tx,
+            }),
+            rx,
+        )
+    }
+
+    pub fn settings(&self) -> &PoolSettings {
+        &self.settings
+    }
+
+    fn slot(&self, connection_id: &str) -> Arc<Slot> {
+        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        slots
+            .entry(connection_id.to_owned())
+            .or_insert_with(|| {
+                Arc::new(Slot {
+                    state: tokio::sync::Mutex::new(SlotState::default()),
+                    stderr: Arc::new(StderrRing::default()),
+                    last_used: AtomicI64::new(switchboard_core::now_ms()),
+                })
+            })
+            .clone()
+    }
+
+    /// A live session with the connection's upstream, started if there is
+    /// none, the one there is is closed, or the connection changed since
+    /// (`version` is its `updated_at`). Callers wait for one start rather
+    /// than starting one each.
+    pub async fn peer(
+        &self,
+        connection_id: &str,
+        version: i64,
+    ) -> Result<Peer<RoleClient>, String> {
+        let slot = self.slot(connection_id);
+        slot.last_used
+            .store(switchboard_core::now_ms(), Ordering::Relaxed);
+        let mut st = slot.state.lock().await;
+        if let Some(live) = &st.live
+            && live.version >= version
+            && !live.session.is_closed()
+        {
+            return Ok(live.session.peer().clone());
+        }
+        if let Some(old) = st.live.take() {
+            stop(old).await;
+        }
+        if let Some(at) = st.retry_at
+            && at > Instant::now()
+        {
+            let wait = at.saturating_duration_since(Instant::now()).as_secs() + 1;
+            return Err(format!(
+                "the upstream failed to start {} time(s) in a row ({}); the next attempt is in {wait} s",
+                st.failures,
+                st.last_error.as_deref().unwrap_or("unknown error")
+            ));
+        }
+        let target = self
+            .core
+            .upstream_target(connection_id)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| "the connection no longer exists".to_owned())?;
+        let started = tokio::time::timeout(
+            self.settings.connect_timeout,
+            self.start(&target, slot.stderr.clone()),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            Err(format!(
+                "the upstream did not complete the MCP handshake within {} s",
+                self.settings.connect_timeout.as_secs()
+            ))
+        });
+        st.starts += 1;
+        match started {
+            Ok(live) => {
+                st.failures = 0;
+                st.retry_at = None;
+                st.last_error = None;
+                let peer = live.session.peer().clone();
+                st.live = Some(live);
+                Ok(peer)
+            }
+            Err(e) => {
+                st.failures += 1;
+                let backoff = Duration::from_millis(500)
+                    .saturating_mul(1 << st.failures.min(8))
+                    .min(MAX_BACKOFF);
+                st.retry_at = Some(Instant::now() + backoff);
+                st.last_error = Some(e.clone());
+                Err(e)
+            }
+        }
+    }
+
+    /// Forgets a session that broke during a request, so the next request
+    /// starts a new one without waiting for the backoff.
+    pub async fn discard(&self, connection_id: &str) {
+        let slot = self.slot(connection_id);
+        let mut st = slot.state.lock().await;
+        if let Some(old) = st.live.take() {
+            stop(old).await;
+        }
+    }
+
+    async fn start(
+        &self,
+        target: &UpstreamTarget,
+        stderr: Arc<StderrRing>,
+    ) -> Result<Live, String> {
+        let creds = self
+            .core
+            .connection_credentials(&target.id)
+            .await
+            .map_err(|e| e.to_string())?;
+        let handler = UpstreamHandler {
+            connection_id: target.id.clone(),
+            events: self.events.clone(),
+        };
+        match target.transport.as_str() {
+            "streamable_http" => {
+                let transport = self.http_transport(target, &creds)?;
+                let session = handler
+                    .serve(transport)
+                    .await
+                    .map_err(|e| format!("could not connect to the upstream MCP server: {e}"))?;
+                Ok(Live {
+                    session,
+                    version: target.version,
+                    pid: None,
+                })
+            }
+            "stdio" => self.spawn_child(target, &creds, handler, stderr).await,
+            other => Err(format!("unknown transport '{other}'")),
+        }
+    }
+
+    fn http_transport(
+        &self,
+        target: &UpstreamTarget,
+        creds: &[(String, String, Zeroizing<String>)],
+    ) -> Result<StreamableHttpClientTransport<reqwest::Client>, String> {
+        let url_text = target
+            .url
+            .as_deref()
+            .ok_or_else(|| "the connection has no URL".to_owned())?;
+        let url =
+            url::Url::parse(url_text).map_err(|e| format!("the upstream URL is invalid: {e}"))?;
+        self.egress.check_url(&url).map_err(|e| e.to_string())?;
+        let mut headers = HashMap::new();
+        headers.insert(
+            http::HeaderName::from_static(HOP_HEADER),
+            http::HeaderValue::from_str(&self.hub_id)
+                .map_err(|_| "the hub id is not a header value".to_owned())?,
+        );
+        for (kind, name, value) in creds {
+            if kind != "header" {
+                continue;
+            }
+            let n = http::HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| format!("the shared header '{name}' is not a valid header name"))?;
+            let mut v = http::HeaderValue::from_str(value.as_str())
+                .map_err(|_| format!("the shared header '{name}' has an invalid value"))?;
+            v.set_sensitive(true);
+            headers.insert(n, v);
+        }
+        let config =
+            StreamableHttpClientTransportConfig::with_uri(url.as_str()).custom_headers(headers);
+        Ok(StreamableHttpClientTransport::with_client(
+            self.egress.http_client(),
+            config,
+        ))
+    }
+
+    async fn spawn_child(
+        &self,
+        target: &UpstreamTarget,
+        creds: &[(String, String, Zeroizing<String>)],
+        handler: UpstreamHandler,
+        stderr_ring: Arc<StderrRing>,
+    ) -> Result<Live, String> {
+        let command = target
+            .command
+            .as_deref()
+            .ok_or_else(|| "the connection has no command".to_owned())?;
+        // The allow-list may have shrunk since the connection was saved.
+        if !self.settings.allowed_commands.iter().any(|c| c == command) {
+            return Err(format!(
+                "the command '{command}' is no longer on the operator's allow-list (gateway.allowed_commands)"
+            ));
+        }
+        let mut cmd = tokio::process::Command::new(command);
+        cmd.args(&target.args)
+            .env_clear()
+            .current_dir(std::env::temp_dir());
+        for var in &self.settings.inherit_env {
+            if var.starts_with("SWITCHBOARD_") {
+                continue;
+            }
+            if let Some(v) = std::env::var_os(var) {
+                cmd.env(var, v);
+            }
+        }
+        let mut secrets = Vec::new();
+        for (kind, name, value) in creds {
+            if kind == "env" {
+                cmd.env(name, value.as_str());
+            }
+            secrets.push(value.clone());
+        }
+        if let Some((uid, gid)) = self.settings.run_as {
+            cmd.uid(uid).gid(gid);
+        }
+        let mut wrapped = process_wrap::tokio::CommandWrap::from(cmd);
+        wrapped
+            .wrap(process_wrap::tokio::ProcessGroup::leader())
+            .wrap(process_wrap::tokio::KillOnDrop);
+        let (child, stderr) = TokioChildProcess::builder(wrapped)
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("could not start '{command}': {e}"))?;
+        let pid = child.id();
+        if let Some(stderr) = stderr {
+            let ring = stderr_ring.clone();
+            tokio::spawn(async move {
+                let mut lines = tokio::io::BufReader::new(stderr).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    ring.push(line, &secrets);
+                }
+            });
+        }
+        match handler.serve(child).await {
+            Ok(session) => Ok(Live {
+                session,
+                version: target.version,
+                pid,
+            }),
+            Err(e) => {
+                if let Some(pid) = pid {
+                    kill_group(pid);
+                }
+                Err(format!(
+                    "'{command}' did not complete the MCP handshake: {e}"
+                ))
+            }
+        }
+    }
+
+    /// Stops children unused for longer than the idle timeout, and pings the
+    /// others that have been quiet for a while (a failed ping stops it: the
+    /// next call starts a new one). Run every few seconds.
+    pub async fn housekeeping(&self) {
+        let now = switchboard_core::now_ms();
+        let idle_ms = self.settings.idle_timeout.as_millis() as i64;
+        let slots: Vec<(String, Arc<Slot>)> = self
+            .slots
+            .lock()
+            .map(|s| s.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default();
+        for (id, slot) in slots {
+            let Ok(mut st) = slot.state.try_lock() else {
+                continue; // starting right now
+            };
+            let Some(live) = &st.live else { continue };
+            let quiet = now - slot.last_used.load(Ordering::Relaxed);
+            if live.session.is_closed() {
+                if let Some(old) = st.live.take() {
+                    stop(old).await;
+                }
+            } else if quiet > idle_ms {
+                tracing::debug!(connection = %id, "stopping an idle upstream");
+                if let Some(old) = st.live.take() {
+                    stop(old).await;
+                }
+            } else if quiet > 30_000 && live.pid.is_some() {
+                let peer = live.session.peer().clone();
+                let ping = tokio::time::timeout(
+                    Duration::from_secs(10),
+                    peer.send_request(rmcp::model::ClientRequest::PingRequest(Default::default())),
+                )
+                .await;
+                if !matches!(ping, Ok(Ok(_))) {
+                    tracing::warn!(connection = %id, "an upstream child did not answer a ping; stopping it");
+                    st.last_error = Some("did not answer a health-check ping".into());
+                    if let Some(old) = st.live.take() {
+                        stop(old).await;
+                    }
+                }
+            }
+        }
+    }
+
+    /// What runs for a connection on this replica.
+    pub async fn process_view(&self, connection_id: &str) -> ProcessView {
+        let slot = self.slot(connection_id);
+        let st = slot.state.lock().await;
+        ProcessView {
+            running: st.live.as_ref().is_some_and(|l| !l.session.is_closed()),
+            pid: st.live.as_ref().and_then(|l| l.pid),
+            starts: st.starts,
+            failures: st.failures,
+            last_error: st.last_error.clone(),
+            stderr: slot.stderr.snapshot(),
+        }
+    }
+
+    /// Stops every session and kills every child's process group (at shutdown).
+    pub async fn shutdown(&self) {
+        let slots: Vec<Arc<Slot>> = self
+            .slots
+            .lock()
+            .map(|s| s.values().cloned().collect())
+            .unwrap_or_default();
+        for slot in slots {
+            let mut st = slot.state.lock().await;
+            if let Some(old) = st.live.take() {
+                stop(old).await;
+            }
+        }
+    }
+}
+
+/// Ends a session; for a child, its whole process group goes (SIGTERM, then
+/// SIGKILL when it lingers), so grandchildren such as `npx`'s node die too.
+async fn stop(live: Live) {
+    let Live { session, pid, .. } = live;
+    if let Some(pid) = pid {
+        term_group(pid);
+    }
+    let closed = tokio::time::timeout(Duration::from_secs(2), session.cancel()).await;
+    if let Some(pid) = pid
+        && closed.is_err()
+    {
+        kill_group(pid);
+    }
+}
+
+fn term_group(pid: u32) {
+    signal_group(pid, nix::sys::signal::Signal::SIGTERM);
+}
+
+fn kill_group(pid: u32) {
+    signal_group(pid, nix::sys::signal::Signal::SIGKILL);
+}
+
+fn signal_group(pid: u32, sig: nix::sys::signal::Signal) {
+    let Ok(raw) = i32::try_from(pid) else { return };
+    if raw <= 1 {
+        return;
+    }
+    if let Err(e) = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(raw), sig)
+        && e != nix::errno::Errno::ESRCH
+    {
+        tracing::warn!(pid, error = %e, "could not signal an upstream's process group");
+    }
+}

@@ -1,0 +1,259 @@
+//! The gateway as a source of capabilities: the connections a caller is
+//! granted, each with its cached catalog turned into capabilities (built
+//! once per catalog version and shared by every caller), and calls made
+//! through the pool with the connection's credential.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use rmcp::model::{CallToolRequestParams, ClientRequest};
+use rmcp::service::{PeerRequestOptions, ServiceError};
+use serde_json::{Value, json};
+use switchboard_capabilities::{
+    CatalogEntry, ConnectionCapabilities, ConnectionSource, ForwardError, ToolRules,
+};
+use switchboard_core::connections::ToolOverride;
+use switchboard_core::{Core, CoreError, Ctx, Principal};
+use switchboard_storage::ConnectionRow;
+
+use crate::health::HealthBook;
+use crate::pool::UpstreamPool;
+
+/// The built capabilities of a connection, and the versions they were
+/// built from (the connection's `updated_at`, its catalog's refresh time).
+struct Built {
+    version: (i64, Option<i64>),
+    caps: Arc<ConnectionCapabilities>,
+}
+
+/// The gateway's [`ConnectionSource`].
+pub struct GatewaySource {
+    core: Core,
+    pool: Arc<UpstreamPool>,
+    health: Arc<HealthBook>,
+    built: Mutex<HashMap<String, Built>>,
+}
+
+impl GatewaySource {
+    pub fn new(core: Core, pool: Arc<UpstreamPool>, health: Arc<HealthBook>) -> Self {
+        GatewaySource {
+            core,
+            pool,
+            health,
+            built: Mutex::new(HashMap::new()),
+        }
+    }
+
+    async fn build(&self, row: &ConnectionRow) -> Result<Arc<ConnectionCapabilities>, CoreError> {
+        let version = (row.updated_at, row.catalog_refreshed_at);
+        if let Ok(built) = self.built.lock()
+            && let Some(b) = built.get(&row.id)
+            && b.version == version
+        {
+            return Ok(b.caps.clone());
+        }
+        let catalog = self.core.connection_catalog(&row.id).await?;
+        let parse = |s: &Option<String>| -> Option<Vec<String>> {
+            s.as_deref().and_then(|t| serde_json::from_str(t).ok())
+        };
+        let overrides: BTreeMap<String, ToolOverride> =
+            serde_json::from_str(&row.tool_overrides).unwrap_or_default();
+        let rules = ToolRules {
+            allow: parse(&row.tool_allow),
+            deny: parse(&row.tool_deny),
+            overrides: overrides
+                .into_iter()
+                .map(|(k, o)| (k, (o.read_only, o.description)))
+                .collect(),
+        };
+        let entries = catalog
+            .into_iter()
+            .map(|t| CatalogEntry {
+                name: t.name,
+                title: t.title,
+                description: t.description,
+                input_schema: t.input_schema,
+                output_schema: t.output_schema,
+                annotations: t.annotations,
+            })
+            .collect();
+        let caps = Arc::new(ConnectionCapabilities::build(
+            &row.id,
+            &row.slug,
+            &row.name,
+            &row.description,
+            row.environment.as_deref(),
+            row.updated_at,
+            &rules,
+            entries,
+        ));
+        if let Ok(mut built) = self.built.lock() {
+            built.insert(
+                row.id.clone(),
+                Built {
+                    version,
+                    caps: caps.clone(),
+                },
+            );
+        }
+        Ok(caps)
+    }
+
+    /// Sends one request upstream, with the call timeout, and checks the
+    /// answer's size. A session that broke is discarded so the next request
+    /// starts a fresh one.
+    async fn send(
+        &self,
+        connection: &ConnectionCapabilities,
+        request: ClientRequest,
+    ) -> Result<Value, ForwardError> {
+        let settings = self.pool.settings();
+        let started = Instant::now();
+        let peer = match self.pool.peer(&connection.id, connection.version).await {
+            Ok(p) => p,
+            Err(e) => {
+                self.health
+                    .record(&connection.id, false, started.elapsed(), Some(&e));
+                return Err(ForwardError::Unavailable(format!(
+                    "the upstream of '{}' is unavailable: {e}",
+                    connection.slug
+                )));
+            }
+        };
+        let answer = async {
+            peer.send_request_with_option(
+                request,
+                PeerRequestOptions::with_timeout(settings.call_timeout),
+            )
+            .await?
+            .await_response()
+            .await
+        }
+        .await;
+        let result = match answer {
+            Ok(r) => match serde_json::to_value(&r) {
+                Ok(v) => {
+                    let size = v.to_string().len();
+                    if size > settings.max_response_bytes {
+                        Err(ForwardError::Unavailable(format!(
+                            "the upstream of '{}' answered with {size} bytes, over the gateway's limit of {} bytes",
+                            connection.slug, settings.max_response_bytes
+                        )))
+                    } else {
+                        Ok(v)
+                    }
+                }
+                Err(e) => Err(ForwardError::Unavailable(format!(
+                    "the upstream's answer could not be read: {e}"
+                ))),
+            },
+            Err(ServiceError::McpError(e)) => Err(ForwardError::Upstream {
+                code: e.code.0,
+                message: e.message.to_string(),
+                data: e.data,
+            }),
+            Err(ServiceError::Timeout { timeout }) => Err(ForwardError::Unavailable(format!(
+                "the upstream of '{}' did not answer within {} s",
+                connection.slug,
+                timeout.as_secs()
+            ))),
+            Err(ServiceError::TransportClosed | ServiceError::TransportSend(_)) => {
+                self.pool.discard(&connection.id).await;
+                Err(ForwardError::Unavailable(format!(
+                    "the upstream of '{}' closed the connection before answering; it is restarted on the next request",
+                    connection.slug
+                )))
+            }
+            Err(e) => Err(ForwardError::Unavailable(format!(
+                "the upstream of '{}' failed: {e}",
+                connection.slug
+            ))),
+        };
+        let failed = matches!(result, Err(ForwardError::Unavailable(_)));
+        let error = match &result {
+            Err(ForwardError::Unavailable(m)) => Some(m.as_str()),
+            _ => None,
+        };
+        self.health
+            .record(&connection.id, !failed, started.elapsed(), error);
+        result
+    }
+}
+
+#[async_trait::async_trait]
+impl ConnectionSource for GatewaySource {
+    async fn granted(
+        &self,
+        principal: &Principal,
+    ) -> Result<Vec<Arc<ConnectionCapabilities>>, CoreError> {
+        let rows = self.core.granted_connection_rows(principal).await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            out.push(self.build(row).await?);
+        }
+        Ok(out)
+    }
+
+    async fn call_tool(
+        &self,
+        _ctx: Ctx<'_>,
+        connection: &ConnectionCapabilities,
+        tool: &str,
+        args: Value,
+    ) -> Result<Value, String> {
+        let arguments = match args {
+            Value::Object(m) => Some(m),
+            _ => None,
+        };
+        let mut params = CallToolRequestParams::new(tool.to_owned());
+        params.arguments = arguments;
+        let request = ClientRequest::CallToolRequest(rmcp::model::Request::new(params));
+        match self.send(connection, request).await {
+            Ok(v) => Ok(v),
+            Err(ForwardError::Upstream { code, message, .. }) => Err(format!(
+                "the upstream refused the call to '{tool}' (error {code}): {message}"
+            )),
+            Err(ForwardError::Refused(m) | ForwardError::Unavailable(m)) => Err(m),
+        }
+    }
+
+    async fn upstream_info(
+        &self,
+        connection: &ConnectionCapabilities,
+    ) -> Result<Value, ForwardError> {
+        let peer = self
+            .pool
+            .peer(&connection.id, connection.version)
+            .await
+            .map_err(|e| {
+                ForwardError::Unavailable(format!(
+                    "the upstream of '{}' is unavailable: {e}",
+                    connection.slug
+                ))
+            })?;
+        let info = peer.peer_info().ok_or_else(|| {
+            ForwardError::Unavailable("the upstream has not introduced itself".into())
+        })?;
+        serde_json::to_value(&*info)
+            .map_err(|e| ForwardError::Unavailable(format!("the upstream's info: {e}")))
+    }
+
+    async fn forward(
+        &self,
+        _ctx: Ctx<'_>,
+        connection: &ConnectionCapabilities,
+        method: &str,
+        params: Value,
+    ) -> Result<Value, ForwardError> {
+        let request: ClientRequest =
+            serde_json::from_value(json!({"method": method, "params": params})).map_err(|e| {
+                ForwardError::Upstream {
+                    code: -32602,
+                    message: format!("the '{method}' request is malformed: {e}"),
+                    data: None,
+                }
+            })?;
+        self.send(connection, request).await
+    }
+}

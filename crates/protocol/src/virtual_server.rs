@@ -1,0 +1,405 @@
+//! Virtual servers, `/mcp/servers/{slug}`: one connection's upstream shown
+//! to the caller as a server of its own, tools unprefixed. Tool calls take
+//! the one path of a call (`{slug}/{tool}` in the registry: grant, policy,
+//! role, scope, argument validation, audit); every other request
+//! (resources, prompts, completion, logging level) is forwarded to the
+//! upstream after the same grant and policy checks, and audited.
+
+use axum::http::request::Parts;
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CompleteRequestParams, CompleteResult, DiscoverResult,
+    ErrorCode, GetPromptRequestParams, GetPromptResponse, GetPromptResult, Implementation,
+    InitializeRequestParams, InitializeResult, ListPromptsResult, ListResourceTemplatesResult,
+    ListResourcesResult, ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams,
+    ReadResourceResponse, ReadResourceResult, ServerCapabilities, ServerConfig,
+};
+use rmcp::service::RequestContext;
+use rmcp::transport::streamable_http_server::SessionRestoreMarker;
+use rmcp::{ErrorData, RoleServer, ServerHandler};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use switchboard_capabilities::{Capabilities, ConnectionCapabilities, ForwardError};
+use switchboard_core::{CallInfo, Ctx, Outcome, Principal, RequestMeta};
+
+use crate::wire;
+
+/// The path prefix of virtual servers.
+pub const PREFIX: &str = "/mcp/servers/";
+
+#[derive(Clone)]
+pub struct VirtualHandler {
+    caps: Capabilities,
+}
+
+/// Who asks, about which server.
+struct Caller {
+    principal: Principal,
+    meta: RequestMeta,
+    slug: String,
+}
+
+impl VirtualHandler {
+    pub fn new(caps: Capabilities) -> Self {
+        VirtualHandler { caps }
+    }
+
+    fn caller(
+        &self,
+        ctx: &RequestContext<RoleServer>,
+        method: &str,
+        tool: Option<&str>,
+        arguments: Value,
+    ) -> Result<Caller, ErrorData> {
+        let parts = ctx.extensions.get::<Parts>().ok_or_else(|| {
+            ErrorData::internal_error(
+                "the request reached the handler without its HTTP parts",
+                None,
+            )
+        })?;
+        let slug = parts
+            .uri
+            .path()
+            .strip_prefix(PREFIX)
+            .unwrap_or_default()
+            .trim_end_matches('/')
+            .to_owned();
+        let principal = parts
+            .extensions
+            .get::<Principal>()
+            .cloned()
+            .ok_or_else(|| {
+                ErrorData::internal_error("the request reached the handler unauthenticated", None)
+            })?;
+        let mut meta = parts
+            .extensions
+            .get::<RequestMeta>()
+            .cloned()
+            .ok_or_else(|| {
+                ErrorData::internal_error("the request reached the handler without metadata", None)
+            })?;
+        meta.call = Some(CallInfo {
+            method: method.to_owned(),
+            tool: tool.map(str::to_owned),
+            arguments,
+        });
+        Ok(Caller {
+            principal,
+            meta,
+            slug,
+        })
+    }
+
+    async fn record(
+        &self,
+        c: &Caller,
+        outcome: Outcome,
+        message: Option<&str>,
+    ) -> Result<(), ErrorData> {
+        let ctx = Ctx {
+            principal: &c.principal,
+            meta: &c.meta,
+        };
+        self.caps
+            .core()
+            .record_request(ctx, None, outcome, message)
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "could not audit an MCP request");
+                ErrorData::internal_error("the server could not record this request", None)
+            })
+    }
+
+    /// The connection behind this server, if the caller is granted it. Not
+    /// granted and nonexistent look the same, and are audited as refused.
+    async fn connection(&self, c: &Caller) -> Result<Arc<ConnectionCapabilities>, ErrorData> {
+        let found = self
+            .caps
+            .granted_connection(&c.principal, &c.slug)
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "could not load the caller's connections");
+                ErrorData::internal_error("the server could not load your connections", None)
+            })?;
+        match found {
+            Some(conn) => Ok(conn),
+            None => {
+                let message = format!(
+                    "there is no MCP server '{}' you may use here: an admin publishes connections and grants them (GET /api/v1/connections?scope=usable lists yours)",
+                    c.slug
+                );
+                self.record(c, Outcome::Denied, Some(&message)).await?;
+                Err(ErrorData::new(
+                    ErrorCode(-32001),
+                    message,
+                    Some(json!({"server": c.slug})),
+                ))
+            }
+        }
+    }
+
+    /// Forwards `method` with `params` to the upstream and decodes its answer.
+    async fn relay<P: Serialize, R: DeserializeOwned>(
+        &self,
+        ctx: &RequestContext<RoleServer>,
+        method: &str,
+        params: &P,
+    ) -> Result<R, ErrorData> {
+        let mut params = serde_json::to_value(params)
+            .map_err(|e| ErrorData::internal_error(format!("encoding the request: {e}"), None))?;
+        // The caller's own `_meta` (its protocol era, capabilities, client
+        // info) describes its session with us, not ours with the upstream.
+        if let Value::Object(m) = &mut params {
+            m.remove("_meta");
+        }
+        let c = self.caller(ctx, method, None, params.clone())?;
+        let conn = self.connection(&c).await?;
+        let cx = Ctx {
+            principal: &c.principal,
+            meta: &c.meta,
+        };
+        match self.caps.forward(cx, &conn, method, params).await {
+            Ok(v) => serde_json::from_value(v).map_err(|e| {
+                tracing::warn!(method, error = %e, "an upstream answer did not decode");
+                ErrorData::internal_error(
+                    format!("the upstream's answer to '{method}' is not valid MCP: {e}"),
+                    None,
+                )
+            }),
+            Err(e) => Err(to_error(e)),
+        }
+    }
+
+    /// Our answer to initialize and discover: the upstream's capabilities
+    /// and instructions, under the upstream's name.
+    async fn info(
+        &self,
+        ctx: &RequestContext<RoleServer>,
+        method: &str,
+    ) -> Result<ServerConfig, ErrorData> {
+        let c = self.caller(ctx, method, None, Value::Null)?;
+        let conn = self.connection(&c).await?;
+        let mut info = self.get_info();
+        match self.caps.upstream_info(&c.principal, &conn).await {
+            Ok(v) => {
+                if let Ok(upstream) = serde_json::from_value::<InitializeResult>(v) {
+                    info.capabilities = upstream.capabilities;
+                    info.server_info = upstream.server_info;
+                    info.instructions = upstream.instructions;
+                }
+            }
+            Err(ForwardError::Refused(m)) => {
+                self.record(&c, Outcome::Denied, Some(&m)).await?;
+                return Err(to_error(ForwardError::Refused(m)));
+            }
+            Err(e) => {
+                // Still connect: each request reports the upstream's state.
+                tracing::warn!(server = %c.slug, error = ?e, "initialize with an unavailable upstream");
+                info.instructions = Some(format!(
+                    "{}: the upstream is unavailable right now; requests fail until it is back",
+                    conn.name
+                ));
+            }
+        }
+        if ctx.extensions.get::<SessionRestoreMarker>().is_none() {
+            self.record(&c, Outcome::Ok, None).await?;
+        }
+        Ok(info)
+    }
+}
+
+fn to_error(e: ForwardError) -> ErrorData {
+    match e {
+        ForwardError::Upstream {
+            code,
+            message,
+            data,
+        } => ErrorData::new(ErrorCode(code), message, data),
+        ForwardError::Refused(m) => ErrorData::new(ErrorCode(-32001), m, None),
+        ForwardError::Unavailable(m) => ErrorData::internal_error(m, None),
+    }
+}
+
+impl ServerHandler for VirtualHandler {
+    #[allow(deprecated)] // logging is still part of 2025-11-25
+    fn get_info(&self) -> ServerConfig {
+        // What any upstream may offer; initialize and discover answer with
+        // the upstream's own capabilities.
+        let capabilities = ServerCapabilities::builder()
+            .enable_logging()
+            .enable_completions()
+            .enable_prompts()
+            .enable_resources()
+            .enable_resources_subscribe()
+            .enable_tools()
+            .build();
+        let mut info = InitializeResult::new(capabilities);
+        info.server_info =
+            Implementation::new("switchboard-virtual-server", env!("CARGO_PKG_VERSION"));
+        info
+    }
+
+    async fn initialize(
+        &self,
+        request: InitializeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<InitializeResult, ErrorData> {
+        context.peer.set_peer_info(request.clone());
+        let negotiated = self.negotiate_initialize(&request)?;
+        let mut info = self.info(&context, "initialize").await?;
+        info.protocol_version = negotiated.protocol_version;
+        Ok(info)
+    }
+
+    async fn discover(
+        &self,
+        context: RequestContext<RoleServer>,
+    ) -> Result<DiscoverResult, ErrorData> {
+        let info = self.info(&context, "server/discover").await?;
+        Ok(DiscoverResult::from_server_info(
+            self.supported_protocol_versions().into_owned(),
+            info,
+        ))
+    }
+
+    async fn ping(&self, context: RequestContext<RoleServer>) -> Result<(), ErrorData> {
+        let c = self.caller(&context, "ping", None, Value::Null)?;
+        self.record(&c, Outcome::Ok, None).await
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        let c = self.caller(&context, "tools/list", None, Value::Null)?;
+        let conn = self.connection(&c).await?;
+        let tools = conn
+            .tools
+            .iter()
+            .filter(|(_, cap)| cap.authorize(&c.principal).is_ok())
+            .map(|(name, cap)| wire::tool_as(cap, name))
+            .collect();
+        self.record(&c, Outcome::Ok, None).await?;
+        Ok(ListToolsResult::with_all_items(tools))
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let probe = self.caller(&context, "tools/call", None, Value::Null)?;
+        let id = format!("{}/{}", probe.slug, request.name);
+        let args = request.arguments.clone();
+        let c = self.caller(
+            &context,
+            "tools/call",
+            Some(&id),
+            Value::Object(args.clone().unwrap_or_default()),
+        )?;
+        let ctx = Ctx {
+            principal: &c.principal,
+            meta: &c.meta,
+        };
+        let outcome = self.caps.call(ctx, &id, args).await;
+        wire::tool_result(outcome).map(Into::into)
+    }
+
+    async fn list_resources(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        self.relay(&context, "resources/list", &request.unwrap_or_default())
+            .await
+    }
+
+    async fn list_resource_templates(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        self.relay(
+            &context,
+            "resources/templates/list",
+            &request.unwrap_or_default(),
+        )
+        .await
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        let r: ReadResourceResult = self.relay(&context, "resources/read", &request).await?;
+        Ok(r.into())
+    }
+
+    async fn list_prompts(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, ErrorData> {
+        self.relay(&context, "prompts/list", &request.unwrap_or_default())
+            .await
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, ErrorData> {
+        let r: GetPromptResult = self.relay(&context, "prompts/get", &request).await?;
+        Ok(r.into())
+    }
+
+    async fn complete(
+        &self,
+        request: CompleteRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CompleteResult, ErrorData> {
+        self.relay(&context, "completion/complete", &request).await
+    }
+
+    #[allow(deprecated)] // legacy-only requests, still part of 2025-11-25
+    async fn set_level(
+        &self,
+        request: rmcp::model::SetLevelRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        let _: Value = self.relay(&context, "logging/setLevel", &request).await?;
+        Ok(())
+    }
+
+    #[allow(deprecated)]
+    async fn subscribe(
+        &self,
+        request: rmcp::model::SubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        let _: Value = self
+            .relay(&context, "resources/subscribe", &request)
+            .await?;
+        Ok(())
+    }
+
+    #[allow(deprecated)]
+    async fn unsubscribe(
+        &self,
+        request: rmcp::model::UnsubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        let _: Value = self
+            .relay(&context, "resources/unsubscribe", &request)
+            .await?;
+        Ok(())
+    }
+
+    /// Upstream tools have no `x-mcp-header` parameters we vouch for.
+    fn get_tool(&self, _name: &str) -> Option<rmcp::model::Tool> {
+        None
+    }
+}
