@@ -1,0 +1,395 @@
+//! The gateway end to end: real upstreams (`@modelcontextprotocol/server-
+//! everything` over Streamable HTTP and over stdio), published as
+//! connections, used through virtual servers `/mcp/servers/{slug}` in both
+//! protocol eras, with grants, the org's policy, tool rules and audit.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::mcp::{Mcp, message, tools_dir};
+use common::{ALL_SCOPES, Api, Backend, PASSWORD, Server, TestDb, add_member};
+use serde_json::{Value, json};
+
+const MEMBER_SCOPES: &str = "read:org,read:tasks,connections:use";
+
+/// `@modelcontextprotocol/server-everything` over Streamable HTTP on
+/// loopback, as a child of the test.
+struct Everything {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Drop for Everything {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn start_everything_http(port: u16) -> Everything {
+    let child = std::process::Command::new(tools_dir().join("bin/mcp-server-everything"))
+        .arg("streamableHttp")
+        .env("PORT", port.to_string())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start server-everything (scripts/mcp-tools.sh installs it)");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "server-everything did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Everything {
+        child,
+        url: format!("http://127.0.0.1:{port}/mcp"),
+    }
+}
+
+fn everything_cmd() -> String {
+    tools_dir()
+        .join("bin/mcp-server-everything")
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// A server that may reach loopback upstreams and run server-everything.
+fn gateway_server(db: &TestDb, extra_env: &[(&str, &str)]) -> Server {
+    let cmd = everything_cmd();
+    let mut env = vec![
+        ("SWITCHBOARD_GATEWAY__ALLOW_LOOPBACK_UPSTREAMS", "true"),
+        ("SWITCHBOARD_GATEWAY__ALLOWED_COMMANDS", cmd.as_str()),
+    ];
+    env.extend_from_slice(extra_env);
+    Server::start_with(db, &[], &env)
+}
+
+fn tool_names(msg: &Value) -> Vec<String> {
+    msg["result"]["tools"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no tools in {msg}"))
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn text_of(msg: &Value) -> String {
+    msg["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no text content in {msg}"))
+        .to_owned()
+}
+
+async fn publish(owner: &Api, body: Value) {
+    let slug = body["slug"].as_str().unwrap().to_owned();
+    let r = owner.post("/api/v1/connections", body).await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let r = owner
+        .post(&format!("/api/v1/connections/{slug}/refresh"), json!({}))
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.body["health"], "connected", "{:?}", r.body);
+}
+
+async fn grant_org(owner: &Api, slug: &str) {
+    let r = owner
+        .post(
+            &format!("/api/v1/connections/{slug}/grants"),
+            json!({"kind": "org"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+}
+
+async fn virtual_server_over_http(backend: Backend) {
+    let upstream = start_everything_http(free_port());
+    let db = TestDb::new(backend).await;
+    db.bootstrap("owner@alpha.test", "alpha");
+    let server = gateway_server(&db, &[]);
+    let owner = Api::sign_in(&server, "owner@alpha.test", PASSWORD).await;
+    add_member(&owner, "dev@alpha.test", "member").await;
+    add_member(&owner, "other@alpha.test", "member").await;
+    publish(
+        &owner,
+        json!({"slug": "everything", "name": "Everything", "transport": "streamable_http",
+               "url": upstream.url, "tool_deny": ["get-env"],
+               "tool_overrides": {"echo": {"read_only": true}}}),
+    )
+    .await;
+    // Granted to dev only (as a member grant), not to other.
+    let members = owner.get("/api/v1/members").await;
+    let dev_id = members.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["email"] == "dev@alpha.test")
+        .map(|m| m["id"].as_str().unwrap().to_owned())
+        .expect("dev is a member");
+    let r = owner
+        .post(
+            "/api/v1/connections/everything/grants",
+            json!({"kind": "member", "id": dev_id}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+
+    let dev_token = db.token("dev@alpha.test", "alpha", "personal", MEMBER_SCOPES);
+    let url = server.url("/mcp/servers/everything");
+
+    // 2026-07-28, stateless: tools listed unprefixed, the denied one absent.
+    let dev = Mcp::at(&url, Some(&dev_token));
+    let r = dev.stateless("tools/list", json!({})).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let names = tool_names(&message(&r));
+    assert!(names.contains(&"echo".to_owned()), "{names:?}");
+    assert!(names.contains(&"get-sum".to_owned()), "{names:?}");
+    assert!(
+        !names.contains(&"get-env".to_owned()),
+        "denied tool listed: {names:?}"
+    );
+    let echo = message(&r)["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "echo")
+        .cloned()
+        .unwrap();
+    assert_eq!(echo["annotations"]["readOnlyHint"], true, "{echo}");
+
+    let r = dev
+        .call_2026("echo", json!({"message": "hello upstream"}))
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(text_of(&message(&r)), "Echo: hello upstream");
+    // The upstream's content passes through as it came (numbers included).
+    let r = dev.call_2026("get-sum", json!({"a": 2, "b": 40})).await;
+    assert!(text_of(&message(&r)).contains("42"), "{:?}", r.body);
+    // Arguments are validated against the upstream's schema before the call.
+    let r = dev.call_2026("get-sum", json!({"a": "two"})).await;
+    let m = message(&r);
+    assert_eq!(m["result"]["isError"], true, "{m}");
+    assert!(text_of(&m).contains("do not match its input schema"), "{m}");
+    // A denied tool cannot be called either.
+    let r = dev.call_2026("get-env", json!({})).await;
+    assert!(message(&r)["error"].is_object(), "{:?}", r.body);
+
+    // 2025-11-25 session on the same server: resources and prompts pass through.
+    let mut legacy = Mcp::at(&url, Some(&dev_token));
+    let init = legacy.initialize().await;
+    let init = message(&init);
+    assert!(
+        init["result"]["capabilities"]["resources"].is_object(),
+        "{init}"
+    );
+    let r = legacy
+        .call_legacy("echo", json!({"message": "legacy"}))
+        .await;
+    assert_eq!(text_of(&message(&r)), "Echo: legacy");
+    let r = legacy.legacy("resources/list", json!({})).await;
+    let m = message(&r);
+    let first = m["result"]["resources"][0]["uri"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no resources: {m}"))
+        .to_owned();
+    let r = legacy.legacy("resources/read", json!({"uri": first})).await;
+    let m = message(&r);
+    assert!(m["result"]["contents"].is_array(), "{m}");
+    let r = legacy.legacy("prompts/list", json!({})).await;
+    assert!(message(&r)["result"]["prompts"].is_array(), "{:?}", r.body);
+
+    // Without a grant: the server does not exist for you, and says so.
+    let other_token = db.token("other@alpha.test", "alpha", "personal", MEMBER_SCOPES);
+    let other = Mcp::at(&url, Some(&other_token));
+    let r = other.stateless("tools/list", json!({})).await;
+    let m = message(&r);
+    assert_eq!(m["error"]["code"], -32001, "{m}");
+    assert!(
+        m["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no MCP server 'everything' you may use"),
+        "{m}"
+    );
+    let r = other.call_2026("echo", json!({"message": "x"})).await;
+    assert!(message(&r)["error"].is_object(), "{:?}", r.body);
+
+    // The org's policy: read-only. echo (marked read-only by the admin)
+    // still works; get-sum (an upstream tool is a write unless marked) is
+    // refused and no longer listed.
+    let r = owner
+        .patch("/api/v1/org", json!({"mcp_policy": {"allow_write": false}}))
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let r = dev.stateless("tools/list", json!({})).await;
+    let names = tool_names(&message(&r));
+    assert!(
+        names.contains(&"echo".to_owned()) && !names.contains(&"get-sum".to_owned()),
+        "{names:?}"
+    );
+    let r = dev.call_2026("echo", json!({"message": "still"})).await;
+    assert_eq!(text_of(&message(&r)), "Echo: still");
+    let r = dev.call_2026("get-sum", json!({"a": 1, "b": 2})).await;
+    let m = message(&r);
+    assert_eq!(m["result"]["isError"], true, "{m}");
+    assert!(text_of(&m).contains("read-only"), "{m}");
+
+    // Every call is audited under its capability id, refusals included.
+    assert!(
+        db.scalar_i64(
+            "SELECT COUNT(*) FROM audit_events WHERE action = 'everything/echo' AND outcome = 'ok'"
+        )
+        .await
+            >= 3
+    );
+    assert!(
+        db.scalar_i64(
+            "SELECT COUNT(*) FROM audit_events WHERE action = 'everything/get-sum' AND outcome = 'denied'"
+        )
+        .await
+            >= 1
+    );
+    assert!(
+        db.scalar_i64(
+            "SELECT COUNT(*) FROM audit_events WHERE action = 'resources/read' AND outcome = 'ok'"
+        )
+        .await
+            >= 1
+    );
+    // The client's token never reaches the upstream: the hub talks to it
+    // with its own session (checked on the wire in connections.rs with a
+    // Switchboard upstream that records what it receives).
+    assert!(!server.log().contains(&dev_token));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_virtual_server_over_http_sqlite() {
+    virtual_server_over_http(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_virtual_server_over_http_postgres() {
+    virtual_server_over_http(Backend::Postgres).await;
+}
+
+/// The pids of the processes whose command line contains `needle`.
+fn pids_running(needle: &str) -> Vec<u32> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if let Ok(cmd) = std::fs::read(entry.path().join("cmdline"))
+            && String::from_utf8_lossy(&cmd).contains(needle)
+        {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stdio_upstream_runs_supervised_with_only_its_own_environment() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    db.bootstrap("owner@alpha.test", "alpha");
+    let server = gateway_server(&db, &[("SWITCHBOARD_GATEWAY__STDIO_IDLE_SECS", "600")]);
+    let owner = Api::sign_in(&server, "owner@alpha.test", PASSWORD).await;
+    // Not on the allow-list: refused with the reason, nothing saved.
+    let r = owner
+        .post(
+            "/api/v1/connections",
+            json!({"slug": "sh", "name": "Shell", "transport": "stdio", "command": "/bin/sh"}),
+        )
+        .await;
+    assert_eq!(r.status, 422, "{:?}", r.body);
+    assert!(r.error_message().contains("allow-list"), "{:?}", r.body);
+
+    // A unique marker in the arguments finds this test's children.
+    let marker = format!("stdio-{}", std::process::id());
+    publish(
+        &owner,
+        json!({"slug": "local", "name": "Local everything", "transport": "stdio",
+               "command": everything_cmd(), "args": ["stdio", marker],
+               "credential_mode": "shared", "env": {"UPSTREAM_API_KEY": "planted-env-value-123"}}),
+    )
+    .await;
+    grant_org(&owner, "local").await;
+    let token = db.token("owner@alpha.test", "alpha", "personal", ALL_SCOPES);
+    let client = Mcp::at(&server.url("/mcp/servers/local"), Some(&token));
+    let r = client
+        .call_2026("echo", json!({"message": "over stdio"}))
+        .await;
+    assert_eq!(text_of(&message(&r)), "Echo: over stdio", "{:?}", r.body);
+
+    // One child for the connection, however many calls.
+    for i in 0..5 {
+        let r = client
+            .call_2026("echo", json!({"message": format!("n{i}")}))
+            .await;
+        assert_eq!(text_of(&message(&r)), format!("Echo: n{i}"));
+    }
+    let process = owner.get("/api/v1/connections/local/process").await;
+    assert_eq!(process.status, 200, "{:?}", process.body);
+    assert_eq!(process.body["running"], true, "{:?}", process.body);
+    assert_eq!(process.body["starts"], 1, "{:?}", process.body);
+    let pid = process.body["pid"].as_u64().unwrap() as u32;
+    assert!(pids_running(&marker).contains(&pid));
+
+    // Its environment: the declared variable, PATH and friends, nothing of
+    // the server's own (no SWITCHBOARD_* anywhere).
+    let r = client.call_2026("get-env", json!({})).await;
+    let env_text = text_of(&message(&r));
+    assert!(env_text.contains("UPSTREAM_API_KEY"), "{env_text}");
+    assert!(env_text.contains("planted-env-value-123"));
+    assert!(!env_text.contains("SWITCHBOARD_"), "{env_text}");
+    assert!(!env_text.contains("RUST_LOG"), "{env_text}");
+
+    // Killed under the gateway's feet: the next call starts a new child.
+    let _ = std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut answered = false;
+    for _ in 0..3 {
+        let r = client.call_2026("echo", json!({"message": "again"})).await;
+        let m = message(&r);
+        if m["result"]["content"][0]["text"] == "Echo: again" {
+            answered = true;
+            break;
+        }
+        // The call that found the child dead says so clearly.
+        let text = m.to_string();
+        assert!(
+            text.contains("closed the connection") || text.contains("unavailable"),
+            "{text}"
+        );
+    }
+    assert!(answered, "the child was not restarted");
+    let process = owner.get("/api/v1/connections/local/process").await;
+    let new_pid = process.body["pid"].as_u64().unwrap() as u32;
+    assert_ne!(new_pid, pid);
+    // No zombie left of the old child.
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    assert!(!status.contains("zombie"), "{status}");
+
+    // Shutting the server down kills the child's whole process group.
+    let mut server = server;
+    server.signal("TERM");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !pids_running(&marker).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "children outlived the server: {:?}",
+            pids_running(&marker)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
