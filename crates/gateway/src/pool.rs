@@ -119,6 +119,8 @@ struct Slot {
     state: tokio::sync::Mutex<SlotState>,
     stderr: Arc<StderrRing>,
     last_used: AtomicI64,
+    /// The connection's shared secret values, masked in every answer.
+    secrets: Mutex<Vec<Zeroizing<String>>>,
 }
 
 /// The last lines a child wrote to stderr, secret values masked.
@@ -130,7 +132,7 @@ pub struct StderrRing {
 impl StderrRing {
     fn push(&self, mut line: String, secrets: &[Zeroizing<String>]) {
         for s in secrets {
-            if s.len() >= 4 && line.contains(s.as_str()) {
+            if s.len() >= MIN_MASKED && line.contains(s.as_str()) {
                 line = line.replace(s.as_str(), "****");
             }
         }
@@ -217,6 +219,7 @@ impl UpstreamPool {
                     state: tokio::sync::Mutex::new(SlotState::default()),
                     stderr: Arc::new(StderrRing::default()),
                     last_used: AtomicI64::new(switchboard_core::now_ms()),
+                    secrets: Mutex::new(Vec::new()),
                 })
             })
             .clone()
@@ -262,7 +265,7 @@ impl UpstreamPool {
             .ok_or_else(|| "the connection no longer exists".to_owned())?;
         let started = tokio::time::timeout(
             self.settings.connect_timeout,
-            self.start(&target, slot.stderr.clone()),
+            self.start(&target, &slot),
         )
         .await
         .unwrap_or_else(|_| {
@@ -303,16 +306,20 @@ impl UpstreamPool {
         }
     }
 
-    async fn start(
-        &self,
-        target: &UpstreamTarget,
-        stderr: Arc<StderrRing>,
-    ) -> Result<Live, String> {
+    async fn start(&self, target: &UpstreamTarget, slot: &Slot) -> Result<Live, String> {
         let creds = self
             .core
             .connection_credentials(&target.id)
             .await
             .map_err(|e| e.to_string())?;
+        if let Ok(mut s) = slot.secrets.lock() {
+            *s = creds
+                .iter()
+                .filter(|(_, _, v)| v.len() >= MIN_MASKED)
+                .map(|(_, _, v)| v.clone())
+                .collect();
+        }
+        let stderr = slot.stderr.clone();
         let handler = UpstreamHandler {
             connection_id: target.id.clone(),
             events: self.events.clone(),
@@ -446,6 +453,19 @@ impl UpstreamPool {
         }
     }
 
+    /// Masks the connection's secret values wherever they appear in an
+    /// upstream's answer (an upstream that echoes its API key does not get
+    /// to show it to the caller).
+    pub fn redact(&self, connection_id: &str, value: &mut serde_json::Value) {
+        let slot = self.slot(connection_id);
+        let Ok(secrets) = slot.secrets.lock() else {
+            return;
+        };
+        if !secrets.is_empty() {
+            mask(value, &secrets);
+        }
+    }
+
     /// Stops children unused for longer than the idle timeout, and pings the
     /// others that have been quiet for a while (a failed ping stops it: the
     /// next call starts a new one). Run every few seconds.
@@ -517,6 +537,25 @@ impl UpstreamPool {
                 stop(old).await;
             }
         }
+    }
+}
+
+/// Secrets shorter than this are not masked (they would mask ordinary text).
+const MIN_MASKED: usize = 6;
+
+fn mask(value: &mut serde_json::Value, secrets: &[Zeroizing<String>]) {
+    use serde_json::Value;
+    match value {
+        Value::String(s) => {
+            for secret in secrets {
+                if s.contains(secret.as_str()) {
+                    *s = s.replace(secret.as_str(), "****");
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| mask(v, secrets)),
+        Value::Object(map) => map.values_mut().for_each(|v| mask(v, secrets)),
+        _ => {}
     }
 }
 

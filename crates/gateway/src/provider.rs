@@ -133,7 +133,8 @@ impl GatewaySource {
         .await;
         let result = match answer {
             Ok(r) => match serde_json::to_value(&r) {
-                Ok(v) => {
+                Ok(mut v) => {
+                    self.pool.redact(&connection.id, &mut v);
                     let size = v.to_string().len();
                     if size > settings.max_response_bytes {
                         Err(ForwardError::Unavailable(format!(

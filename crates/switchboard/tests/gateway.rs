@@ -11,6 +11,8 @@ use common::mcp::{Mcp, message, tools_dir};
 use common::{ALL_SCOPES, Api, Backend, PASSWORD, Server, TestDb, add_member};
 use serde_json::{Value, json};
 
+const PLANTED_ENV: &str = "planted-env-value-8d1f0c";
+
 const MEMBER_SCOPES: &str = "read:org,read:tasks,connections:use";
 
 /// `@modelcontextprotocol/server-everything` over Streamable HTTP on
@@ -318,7 +320,7 @@ async fn a_stdio_upstream_runs_supervised_with_only_its_own_environment() {
         &owner,
         json!({"slug": "local", "name": "Local everything", "transport": "stdio",
                "command": everything_cmd(), "args": ["stdio", marker],
-               "credential_mode": "shared", "env": {"UPSTREAM_API_KEY": "planted-env-value-123"}}),
+               "credential_mode": "shared", "env": {"UPSTREAM_API_KEY": PLANTED_ENV}}),
     )
     .await;
     grant_org(&owner, "local").await;
@@ -345,12 +347,50 @@ async fn a_stdio_upstream_runs_supervised_with_only_its_own_environment() {
 
     // Its environment: the declared variable, PATH and friends, nothing of
     // the server's own (no SWITCHBOARD_* anywhere).
+    // The child really has the secret (so the checks below can fail)...
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    let environ = String::from_utf8_lossy(&environ);
+    assert!(environ.contains(&format!("UPSTREAM_API_KEY={PLANTED_ENV}")), "{environ}");
     let r = client.call_2026("get-env", json!({})).await;
     let env_text = text_of(&message(&r));
     assert!(env_text.contains("UPSTREAM_API_KEY"), "{env_text}");
-    assert!(env_text.contains("planted-env-value-123"));
     assert!(!env_text.contains("SWITCHBOARD_"), "{env_text}");
     assert!(!env_text.contains("RUST_LOG"), "{env_text}");
+    // ...but an upstream echoing it does not show it to the caller.
+    assert!(!env_text.contains(PLANTED_ENV), "{env_text}");
+    assert!(env_text.contains("****"), "{env_text}");
+    // Nor is it anywhere on the hub: log, audit, database (plain, base64, URL-encoded).
+    let encodings = {
+        use base64::Engine as _;
+        [
+            PLANTED_ENV.to_owned(),
+            base64::engine::general_purpose::STANDARD.encode(PLANTED_ENV),
+        ]
+    };
+    for needle in &encodings {
+        assert!(!server.log().contains(needle.as_str()), "the log holds the secret");
+        assert_eq!(
+            db.scalar_i64(&format!(
+                "SELECT COUNT(*) FROM audit_events WHERE args LIKE '%{needle}%' OR COALESCE(target, '') LIKE '%{needle}%'"
+            ))
+            .await,
+            0
+        );
+        let files: Vec<_> = std::fs::read_dir(db.data_dir())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.is_file())
+            .collect();
+        assert!(files.iter().any(|p| p.ends_with("switchboard.db")), "{files:?}");
+        for file in files {
+            let bytes = std::fs::read(&file).unwrap();
+            assert!(
+                !bytes.windows(needle.len()).any(|w| w == needle.as_bytes()),
+                "{} holds the secret",
+                file.display()
+            );
+        }
+    }
 
     // Killed under the gateway's feet: the next call starts a new child.
     let _ = std::process::Command::new("kill")
