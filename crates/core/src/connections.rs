@@ -1388,3 +1388,55 @@ fn tool_row(id: &str, t: &CatalogTool, now: i64) -> storage::ConnectionToolRow {
         fetched_at: now,
     }
 }
+
+/// The health of an org's connections, for `/api/v1/status`.
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
+pub struct ConnectionsHealth {
+    pub total: usize,
+    pub connected: usize,
+    pub degraded: usize,
+    pub disconnected: usize,
+    /// Never contacted yet.
+    pub unknown: usize,
+    /// The connections that are not `connected`, with why (for those who
+    /// publish connections; empty for others).
+    pub attention: Vec<ConnectionHealthItem>,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ConnectionHealthItem {
+    pub slug: String,
+    pub health: String,
+    pub last_error: Option<String>,
+}
+
+impl Core {
+    /// The caller's org's connections by health.
+    pub async fn connections_health(
+        &self,
+        p: &crate::Principal,
+    ) -> Result<ConnectionsHealth, CoreError> {
+        let rows = storage::connection_healths(self.db.pool(), &p.org_id).await?;
+        let admin = p.permissions.contains(Permission::ConnectionsPublish);
+        let mut out = ConnectionsHealth {
+            total: rows.len(),
+            ..Default::default()
+        };
+        for (slug, health, last_error) in rows {
+            match health.as_str() {
+                "connected" => out.connected += 1,
+                "degraded" => out.degraded += 1,
+                "disconnected" => out.disconnected += 1,
+                _ => out.unknown += 1,
+            }
+            if admin && health != "connected" {
+                out.attention.push(ConnectionHealthItem {
+                    slug,
+                    health,
+                    last_error,
+                });
+            }
+        }
+        Ok(out)
+    }
+}

@@ -263,17 +263,15 @@ impl UpstreamPool {
             .await
             .map_err(|e| e.to_string())?
             .ok_or_else(|| "the connection no longer exists".to_owned())?;
-        let started = tokio::time::timeout(
-            self.settings.connect_timeout,
-            self.start(&target, &slot),
-        )
-        .await
-        .unwrap_or_else(|_| {
-            Err(format!(
-                "the upstream did not complete the MCP handshake within {} s",
-                self.settings.connect_timeout.as_secs()
-            ))
-        });
+        let started =
+            tokio::time::timeout(self.settings.connect_timeout, self.start(&target, &slot))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(format!(
+                        "the upstream did not complete the MCP handshake within {} s",
+                        self.settings.connect_timeout.as_secs()
+                    ))
+                });
         st.starts += 1;
         match started {
             Ok(live) => {

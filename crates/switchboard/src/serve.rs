@@ -157,13 +157,16 @@ pub async fn serve(settings: Settings) -> Result<()> {
         max_bytes: settings.oauth.client_metadata_max_bytes,
         timeout: std::time::Duration::from_millis(settings.oauth.client_metadata_timeout_ms),
     };
-    let app = app(
+    let mut app = app(
         state,
         client_metadata,
         switchboard_gateway::router(gateway.state.clone()),
         mcp,
         resolved.request_timeout,
     );
+    if settings.server.metrics {
+        app = app.merge(metrics_router()?);
+    }
 
     tracing::info!(backend = db.backend().as_str(), %local, public_url = %public, "switchboard started");
     if let Some(secret) = core.issue_setup_token(switchboard_core::now_ms()).await? {
@@ -218,6 +221,37 @@ pub async fn serve(settings: Settings) -> Result<()> {
     db.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// `/metrics` in the Prometheus text format. The recorder is process-wide;
+/// histograms are compacted every few seconds.
+fn metrics_router() -> Result<Router> {
+    let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .context("installing the metrics recorder")?;
+    let upkeep = handle.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+        loop {
+            tick.tick().await;
+            upkeep.run_upkeep();
+        }
+    });
+    metrics::describe_counter!(
+        "switchboard_upstream_requests_total",
+        "Requests to upstream MCP servers by connection id and outcome (ok, unavailable)"
+    );
+    metrics::describe_histogram!(
+        "switchboard_upstream_request_seconds",
+        "Latency of requests to upstream MCP servers by connection id"
+    );
+    Ok(Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let body = handle.render();
+            async move { ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body) }
+        }),
+    ))
 }
 
 /// The gateway: the upstream pool and its background work.

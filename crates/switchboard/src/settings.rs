@@ -88,6 +88,9 @@ pub struct ServerSettings {
     pub request_timeout_secs: u64,
     /// How long shutdown waits for in-flight requests.
     pub shutdown_grace_secs: u64,
+    /// Serve Prometheus metrics at `/metrics` (counts and latencies only:
+    /// no secret, no argument). Put it behind your proxy's access rules.
+    pub metrics: bool,
 }
 
 impl Default for ServerSettings {
@@ -98,6 +101,7 @@ impl Default for ServerSettings {
             max_body_bytes: 256 * 1024,
             request_timeout_secs: 30,
             shutdown_grace_secs: 10,
+            metrics: true,
         }
     }
 }

@@ -270,6 +270,24 @@ async fn virtual_server_over_http(backend: Backend) {
     // with its own session (checked on the wire in connections.rs with a
     // Switchboard upstream that records what it receives).
     assert!(!server.log().contains(&dev_token));
+
+    // Health and metrics from the traffic above.
+    let status = owner.get("/api/v1/status").await;
+    assert_eq!(status.body["connections"]["total"], 1, "{:?}", status.body);
+    assert_eq!(
+        status.body["connections"]["connected"], 1,
+        "{:?}",
+        status.body
+    );
+    let metrics = reqwest::get(server.url("/metrics")).await.unwrap();
+    assert_eq!(metrics.status(), 200);
+    let text = metrics.text().await.unwrap();
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("switchboard_upstream_requests_total{")
+                && l.contains("outcome=\"ok\"")),
+        "{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -350,7 +368,10 @@ async fn a_stdio_upstream_runs_supervised_with_only_its_own_environment() {
     // The child really has the secret (so the checks below can fail)...
     let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
     let environ = String::from_utf8_lossy(&environ);
-    assert!(environ.contains(&format!("UPSTREAM_API_KEY={PLANTED_ENV}")), "{environ}");
+    assert!(
+        environ.contains(&format!("UPSTREAM_API_KEY={PLANTED_ENV}")),
+        "{environ}"
+    );
     let r = client.call_2026("get-env", json!({})).await;
     let env_text = text_of(&message(&r));
     assert!(env_text.contains("UPSTREAM_API_KEY"), "{env_text}");
@@ -368,7 +389,10 @@ async fn a_stdio_upstream_runs_supervised_with_only_its_own_environment() {
         ]
     };
     for needle in &encodings {
-        assert!(!server.log().contains(needle.as_str()), "the log holds the secret");
+        assert!(
+            !server.log().contains(needle.as_str()),
+            "the log holds the secret"
+        );
         assert_eq!(
             db.scalar_i64(&format!(
                 "SELECT COUNT(*) FROM audit_events WHERE args LIKE '%{needle}%' OR COALESCE(target, '') LIKE '%{needle}%'"
@@ -381,7 +405,10 @@ async fn a_stdio_upstream_runs_supervised_with_only_its_own_environment() {
             .map(|e| e.unwrap().path())
             .filter(|p| p.is_file())
             .collect();
-        assert!(files.iter().any(|p| p.ends_with("switchboard.db")), "{files:?}");
+        assert!(
+            files.iter().any(|p| p.ends_with("switchboard.db")),
+            "{files:?}"
+        );
         for file in files {
             let bytes = std::fs::read(&file).unwrap();
             assert!(

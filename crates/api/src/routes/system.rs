@@ -32,6 +32,8 @@ pub struct StatusView {
     pub version: String,
     pub uptime_seconds: u64,
     pub database: DatabaseStatus,
+    /// The org's gateway connections by health.
+    pub connections: switchboard_core::connections::ConnectionsHealth,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -45,9 +47,10 @@ pub struct DatabaseStatus {
 #[utoipa::path(get, path = "/status", tag = "system", responses((status = 200, body = StatusView)))]
 pub async fn status(
     State(s): State<ApiState>,
-    _caller: Caller,
+    caller: Caller,
 ) -> Result<Json<StatusView>, ApiError> {
     let reachable = s.core.db().ping().await.is_ok();
+    let connections = s.core.connections_health(&caller.principal).await?;
     Ok(Json(StatusView {
         version: env!("CARGO_PKG_VERSION").to_owned(),
         uptime_seconds: s.started.elapsed().as_secs(),
@@ -55,5 +58,6 @@ pub async fn status(
             backend: s.core.db().backend().as_str().to_owned(),
             reachable,
         },
+        connections,
     }))
 }

@@ -515,3 +515,16 @@ pub async fn set_connection_health_only<'c>(
         .await?;
     Ok(())
 }
+
+/// `(slug, health, last_error)` of the org's enabled connections.
+pub async fn connection_healths<'c>(
+    e: impl Exec<'c>,
+    org_id: &str,
+) -> Result<Vec<(String, String, Option<String>)>> {
+    Ok(sqlx::query_as(
+        "SELECT slug, health, last_error FROM connections WHERE org_id = $1 AND enabled = 1 ORDER BY slug",
+    )
+    .bind(org_id)
+    .fetch_all(e)
+    .await?)
+}
