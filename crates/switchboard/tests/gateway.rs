@@ -460,3 +460,108 @@ async fn a_stdio_upstream_runs_supervised_with_only_its_own_environment() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// Runs the official Python SDK driver against `url` and returns its report.
+fn python_client(url: &str, token: &str, mode: &str, calls: &[(&str, Value)]) -> Value {
+    let tools = tools_dir();
+    let mut cmd = std::process::Command::new(tools.join("py/bin/python"));
+    cmd.arg(common::mcp::clients_dir().join("py_client.py"))
+        .args(["--url", url, "--token", token, "--mode", mode, "--timeout", "60"])
+        .stdin(std::process::Stdio::null());
+    for (name, args) in calls {
+        cmd.args(["--call", name, "--args", &args.to_string()]);
+    }
+    let out = cmd.output().expect("run the Python client");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "py_client --mode {mode} on {url} failed:\n{}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("no JSON ({e}): {stdout}"))
+}
+
+fn call_text(report: &Value, i: usize) -> String {
+    let call = &report["calls"][i];
+    assert_eq!(call["isError"], false, "{report}");
+    call["text"].as_str().unwrap_or_default().to_owned()
+}
+
+/// The official Python SDK, in both protocol eras, through virtual servers
+/// over three real upstreams: server-everything over Streamable HTTP and
+/// over stdio, and server-memory over stdio (its storage file passed as a
+/// shared environment value).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_python_sdk_reaches_real_upstreams_through_virtual_servers() {
+    let upstream = start_everything_http(free_port());
+    let db = TestDb::new(Backend::Sqlite).await;
+    db.bootstrap("owner@alpha.test", "alpha");
+    let memory_cmd = tools_dir()
+        .join("bin/mcp-server-memory")
+        .to_string_lossy()
+        .into_owned();
+    let allowed = format!("{},{memory_cmd}", everything_cmd());
+    let server = gateway_server(
+        &db,
+        &[("SWITCHBOARD_GATEWAY__ALLOWED_COMMANDS", allowed.as_str())],
+    );
+    let owner = Api::sign_in(&server, "owner@alpha.test", PASSWORD).await;
+    let memory_file = db.dir.path().join("memory.jsonl");
+    for body in [
+        json!({"slug": "remote", "name": "Everything (HTTP)", "transport": "streamable_http", "url": upstream.url}),
+        json!({"slug": "local", "name": "Everything (stdio)", "transport": "stdio",
+               "command": everything_cmd(), "args": ["stdio"]}),
+        json!({"slug": "memory", "name": "Memory", "transport": "stdio", "command": memory_cmd,
+               "credential_mode": "shared", "env": {"MEMORY_FILE_PATH": memory_file.to_string_lossy()}}),
+    ] {
+        let slug = body["slug"].as_str().unwrap().to_owned();
+        publish(&owner, body).await;
+        grant_org(&owner, &slug).await;
+    }
+    add_member(&owner, "dev@alpha.test", "member").await;
+    let token = db.token("dev@alpha.test", "alpha", "personal", MEMBER_SCOPES);
+
+    for mode in ["legacy", "2026-07-28"] {
+        for slug in ["remote", "local"] {
+            let url = server.url(&format!("/mcp/servers/{slug}"));
+            let report = python_client(
+                &url,
+                &token,
+                mode,
+                &[
+                    ("echo", json!({"message": format!("{slug} {mode}")})),
+                    ("get-sum", json!({"a": 19, "b": 23})),
+                ],
+            );
+            let tools: Vec<&str> = report["tools"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(Value::as_str)
+                .collect();
+            assert!(tools.contains(&"echo") && tools.contains(&"get-sum"), "{report}");
+            assert_eq!(call_text(&report, 0), format!("Echo: {slug} {mode}"));
+            assert!(call_text(&report, 1).contains("42"), "{report}");
+        }
+        let report = python_client(
+            &server.url("/mcp/servers/memory"),
+            &token,
+            mode,
+            &[
+                (
+                    "create_entities",
+                    json!({"entities": [{"name": format!("Ada-{mode}"), "entityType": "person", "observations": ["wrote the first program"]}]}),
+                ),
+                ("read_graph", json!({})),
+            ],
+        );
+        assert!(call_text(&report, 1).contains(&format!("Ada-{mode}")), "{report}");
+    }
+    // The memory server wrote where its connection told it to.
+    let stored = std::fs::read_to_string(&memory_file).expect("memory file");
+    assert!(stored.contains("Ada-legacy") && stored.contains("Ada-2026-07-28"), "{stored}");
+    // The org's own endpoint still lists only the org's tools.
+    let report = python_client(&server.url("/mcp"), &token, "legacy", &[]);
+    let tools = report["tools"].to_string();
+    assert!(tools.contains("whoami") && !tools.contains("get-sum"), "{tools}");
+}
