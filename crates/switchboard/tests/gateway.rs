@@ -466,7 +466,16 @@ fn python_client(url: &str, token: &str, mode: &str, calls: &[(&str, Value)]) ->
     let tools = tools_dir();
     let mut cmd = std::process::Command::new(tools.join("py/bin/python"));
     cmd.arg(common::mcp::clients_dir().join("py_client.py"))
-        .args(["--url", url, "--token", token, "--mode", mode, "--timeout", "60"])
+        .args([
+            "--url",
+            url,
+            "--token",
+            token,
+            "--mode",
+            mode,
+            "--timeout",
+            "60",
+        ])
         .stdin(std::process::Stdio::null());
     for (name, args) in calls {
         cmd.args(["--call", name, "--args", &args.to_string()]);
@@ -539,7 +548,10 @@ async fn the_python_sdk_reaches_real_upstreams_through_virtual_servers() {
                 .iter()
                 .filter_map(Value::as_str)
                 .collect();
-            assert!(tools.contains(&"echo") && tools.contains(&"get-sum"), "{report}");
+            assert!(
+                tools.contains(&"echo") && tools.contains(&"get-sum"),
+                "{report}"
+            );
             assert_eq!(call_text(&report, 0), format!("Echo: {slug} {mode}"));
             assert!(call_text(&report, 1).contains("42"), "{report}");
         }
@@ -555,13 +567,172 @@ async fn the_python_sdk_reaches_real_upstreams_through_virtual_servers() {
                 ("read_graph", json!({})),
             ],
         );
-        assert!(call_text(&report, 1).contains(&format!("Ada-{mode}")), "{report}");
+        assert!(
+            call_text(&report, 1).contains(&format!("Ada-{mode}")),
+            "{report}"
+        );
     }
     // The memory server wrote where its connection told it to.
     let stored = std::fs::read_to_string(&memory_file).expect("memory file");
-    assert!(stored.contains("Ada-legacy") && stored.contains("Ada-2026-07-28"), "{stored}");
+    assert!(
+        stored.contains("Ada-legacy") && stored.contains("Ada-2026-07-28"),
+        "{stored}"
+    );
     // The org's own endpoint still lists only the org's tools.
     let report = python_client(&server.url("/mcp"), &token, "legacy", &[]);
     let tools = report["tools"].to_string();
-    assert!(tools.contains("whoami") && !tools.contains("get-sum"), "{tools}");
+    assert!(
+        tools.contains("whoami") && !tools.contains("get-sum"),
+        "{tools}"
+    );
+}
+
+/// Faults: an upstream that hangs (the call times out and says so), an
+/// answer over the size limit (refused at the limit, with the figures), an
+/// upstream down when first used (`disconnected` with the reason), then
+/// back (the next call works and health returns to `connected`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_faults_get_clear_errors_and_recovery() {
+    let port = free_port();
+    let db = TestDb::new(Backend::Sqlite).await;
+    db.bootstrap("owner@alpha.test", "alpha");
+    let server = gateway_server(
+        &db,
+        &[
+            ("SWITCHBOARD_GATEWAY__CALL_TIMEOUT_SECS", "2"),
+            ("SWITCHBOARD_GATEWAY__MAX_RESPONSE_BYTES", "4096"),
+        ],
+    );
+    let owner = Api::sign_in(&server, "owner@alpha.test", PASSWORD).await;
+    let url = format!("http://127.0.0.1:{port}/mcp");
+    // Down at start: saved, and the refresh says why it is disconnected.
+    let r = owner
+        .post(
+            "/api/v1/connections",
+            json!({"slug": "flaky", "name": "Flaky", "transport": "streamable_http", "url": url}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    grant_org(&owner, "flaky").await;
+    let r = owner
+        .post("/api/v1/connections/flaky/refresh", json!({}))
+        .await;
+    assert_eq!(r.body["health"], "disconnected", "{:?}", r.body);
+    assert!(
+        r.body["last_error"].as_str().unwrap().contains("connect"),
+        "{:?}",
+        r.body
+    );
+
+    // Back up: after the backoff (at most a second here), it recovers.
+    let _upstream = start_everything_http(port);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let r = owner
+            .post("/api/v1/connections/flaky/refresh", json!({}))
+            .await;
+        if r.body["health"] == "connected" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never recovered: {:?}", r.body);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let token = db.token("owner@alpha.test", "alpha", "personal", ALL_SCOPES);
+    let client = Mcp::at(&server.url("/mcp/servers/flaky"), Some(&token));
+    let r = client.call_2026("echo", json!({"message": "back"})).await;
+    assert_eq!(text_of(&message(&r)), "Echo: back");
+
+    // Hangs longer than the call timeout: a clear error, in about that time.
+    let started = Instant::now();
+    let r = client
+        .call_2026(
+            "trigger-long-running-operation",
+            json!({"duration": 30, "steps": 3}),
+        )
+        .await;
+    let m = message(&r);
+    assert_eq!(m["result"]["isError"], true, "{m}");
+    assert!(text_of(&m).contains("did not answer within 2 s"), "{m}");
+    assert!(started.elapsed() < Duration::from_secs(15));
+
+    // Over the size limit: refused, naming the size and the limit.
+    let big = "x".repeat(6000);
+    let r = client.call_2026("echo", json!({"message": big})).await;
+    let m = message(&r);
+    assert_eq!(m["result"]["isError"], true, "{m}");
+    let text = text_of(&m);
+    assert!(
+        text.contains("over the gateway's limit of 4096 bytes"),
+        "{text}"
+    );
+    assert!(!text.contains(&big));
+    // The upstream still works afterwards.
+    let r = client.call_2026("echo", json!({"message": "fine"})).await;
+    assert_eq!(text_of(&message(&r)), "Echo: fine");
+}
+
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+/// 1,000 sequential client sessions on a stdio virtual server leave the
+/// number of children, the server's open descriptors and the stored
+/// session rows flat.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_sessions_leave_children_descriptors_and_sessions_flat() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    db.bootstrap("owner@alpha.test", "alpha");
+    let server = gateway_server(&db, &[]);
+    let owner = Api::sign_in(&server, "owner@alpha.test", PASSWORD).await;
+    let marker = format!("sessions-{}", std::process::id());
+    publish(
+        &owner,
+        json!({"slug": "local", "name": "Local", "transport": "stdio",
+               "command": everything_cmd(), "args": ["stdio", marker]}),
+    )
+    .await;
+    grant_org(&owner, "local").await;
+    let token = db.token("owner@alpha.test", "alpha", "personal", ALL_SCOPES);
+    let url = server.url("/mcp/servers/local");
+    let server_pid = server.child.id();
+
+    let session = |i: usize| {
+        let url = url.clone();
+        let token = token.clone();
+        async move {
+            let mut c = Mcp::at(&url, Some(&token));
+            c.initialize().await;
+            let r = c
+                .call_legacy("echo", json!({"message": format!("s{i}")}))
+                .await;
+            assert_eq!(text_of(&message(&r)), format!("Echo: s{i}"));
+            let d = c.delete_session().await;
+            assert!(matches!(d.status, 200 | 202 | 204), "{:?}", d.status);
+        }
+    };
+    // Warm up, then measure.
+    for i in 0..20 {
+        session(i).await;
+    }
+    let fds_before = open_fds(server_pid);
+    let children_before = pids_running(&marker).len();
+    let rows_before = db.scalar_i64("SELECT COUNT(*) FROM mcp_sessions").await;
+    for i in 0..1000 {
+        session(i).await;
+    }
+    let fds_after = open_fds(server_pid);
+    let children_after = pids_running(&marker).len();
+    let rows_after = db.scalar_i64("SELECT COUNT(*) FROM mcp_sessions").await;
+    println!(
+        "after 1000 sessions: children {children_before} -> {children_after}, fds {fds_before} -> {fds_after}, session rows {rows_before} -> {rows_after}"
+    );
+    assert_eq!(children_before, children_after);
+    assert!(children_after >= 1, "the child is not running");
+    assert_eq!(rows_before, rows_after);
+    assert!(
+        fds_after <= fds_before + 8,
+        "descriptors grew: {fds_before} -> {fds_after}"
+    );
 }
