@@ -736,3 +736,53 @@ async fn a_thousand_sessions_leave_children_descriptors_and_sessions_flat() {
         "descriptors grew: {fds_before} -> {fds_after}"
     );
 }
+
+/// With `gateway.stdio_user`, children run as that user, so the server's
+/// key file (0600, the server's own user) is out of their reach. Starting
+/// processes as another user needs root: CI runs as root; elsewhere the
+/// test says it was skipped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stdio_children_run_as_the_configured_user() {
+    let uid = std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("Uid:"))
+        .and_then(|l| l.split_whitespace().nth(1).map(str::to_owned))
+        .unwrap();
+    if uid != "0" {
+        println!("SKIPPED: not root, so the server cannot start children as another user");
+        return;
+    }
+    let db = TestDb::new(Backend::Sqlite).await;
+    db.bootstrap("owner@alpha.test", "alpha");
+    let server = gateway_server(&db, &[("SWITCHBOARD_GATEWAY__STDIO_USER", "nobody")]);
+    let owner = Api::sign_in(&server, "owner@alpha.test", PASSWORD).await;
+    let marker = format!("as-nobody-{}", std::process::id());
+    publish(
+        &owner,
+        json!({"slug": "jailed", "name": "Jailed", "transport": "stdio",
+               "command": everything_cmd(), "args": ["stdio", marker]}),
+    )
+    .await;
+    let process = owner.get("/api/v1/connections/jailed/process").await;
+    let pid = process.body["pid"].as_u64().expect("a child runs") as u32;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let child_uid = status
+        .lines()
+        .find(|l| l.starts_with("Uid:"))
+        .unwrap()
+        .to_owned();
+    assert!(child_uid.contains("65534"), "{child_uid}");
+    // The key file is the server's alone: nobody cannot open it.
+    let key = db.data_dir().join("secret-keys.json");
+    let meta = std::fs::metadata(&key).expect("the key file exists");
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    assert_eq!(meta.uid(), 0);
+    let read_as_nobody = std::process::Command::new("runuser")
+        .args(["-u", "nobody", "--", "cat"])
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(!read_as_nobody.status.success(), "nobody could read the key file");
+}
