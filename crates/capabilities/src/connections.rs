@@ -201,6 +201,23 @@ impl ForwardError {
     }
 }
 
+/// The caller's side of a relayed request: what an upstream sends back
+/// while it works (progress, log messages) and asks of the client
+/// (sampling, elicitation, roots) reaches the caller through it.
+/// Implemented by the protocol surface that holds the caller's stream.
+#[async_trait::async_trait]
+pub trait CallerChannel: Send + Sync {
+    /// The progress token the caller put on its request, if any.
+    fn progress_token(&self) -> Option<Value>;
+    /// Sends a notification (`notifications/progress`, `notifications/message`…).
+    async fn notify(&self, method: &str, params: Value);
+    /// Sends a request (`sampling/createMessage`, `elicitation/create`,
+    /// `roots/list`) and returns the caller's result.
+    async fn request(&self, method: &str, params: Value) -> Result<Value, ForwardError>;
+    /// Completes when the caller cancels its request.
+    async fn cancelled(&self);
+}
+
 /// Where the gateway's connections come from (implemented by the gateway).
 #[async_trait::async_trait]
 pub trait ConnectionSource: Send + Sync {
@@ -220,6 +237,7 @@ pub trait ConnectionSource: Send + Sync {
         connection: &ConnectionCapabilities,
         tool: &str,
         args: Value,
+        channel: Option<Arc<dyn CallerChannel>>,
     ) -> Result<Value, String>;
 
     /// What the connection's upstream said of itself when it was connected
@@ -238,6 +256,7 @@ pub trait ConnectionSource: Send + Sync {
         connection: &ConnectionCapabilities,
         method: &str,
         params: Value,
+        channel: Option<Arc<dyn CallerChannel>>,
     ) -> Result<Value, ForwardError>;
 }
 

@@ -17,7 +17,8 @@ mod registry;
 
 pub use capability::{Access, Audience, Capability, Denial, Hints, JsonObject};
 pub use connections::{
-    CatalogEntry, ConnectionCapabilities, ConnectionSource, ForwardError, MAX_TOOL_NAME, ToolRules,
+    CallerChannel, CatalogEntry, ConnectionCapabilities, ConnectionSource, ForwardError,
+    MAX_TOOL_NAME, ToolRules,
 };
 pub use org::OrgTools;
 pub use registry::{CallOutcome, Capabilities, CapabilityPage, Provider};

@@ -11,7 +11,7 @@ use switchboard_core::{Core, CoreError, Ctx, Outcome, Principal};
 use switchboard_domain::Scope;
 
 use crate::capability::{Capability, Denial};
-use crate::connections::{ConnectionCapabilities, ConnectionSource, ForwardError};
+use crate::connections::{CallerChannel, ConnectionCapabilities, ConnectionSource, ForwardError};
 
 /// A source of capabilities: the built-in org tools, later one provider per
 /// external connection. Adding one never touches the call path.
@@ -165,6 +165,7 @@ impl Capabilities {
         connection: &ConnectionCapabilities,
         method: &str,
         params: Value,
+        channel: Option<Arc<dyn CallerChannel>>,
     ) -> Result<Value, ForwardError> {
         let result = match (
             self.check_connection_use(ctx.principal, connection),
@@ -172,7 +173,7 @@ impl Capabilities {
         ) {
             (Err(m), _) => Err(ForwardError::Refused(m)),
             (Ok(()), None) => Err(ForwardError::Refused("the gateway is off".into())),
-            (Ok(()), Some(src)) => src.forward(ctx, connection, method, params).await,
+            (Ok(()), Some(src)) => src.forward(ctx, connection, method, params, channel).await,
         };
         let (outcome, message) = match &result {
             Ok(_) => (Outcome::Ok, None),
@@ -322,7 +323,20 @@ impl Capabilities {
         name: &str,
         args: Option<Map<String, Value>>,
     ) -> CallOutcome {
-        let outcome = self.run(ctx, name, args).await;
+        self.call_relayed(ctx, name, args, None).await
+    }
+
+    /// [`Self::call`], with the caller's channel for what an upstream tool
+    /// sends back while it runs (progress, log messages, sampling and
+    /// elicitation requests).
+    pub async fn call_relayed(
+        &self,
+        ctx: Ctx<'_>,
+        name: &str,
+        args: Option<Map<String, Value>>,
+        channel: Option<Arc<dyn CallerChannel>>,
+    ) -> CallOutcome {
+        let outcome = self.run(ctx, name, args, channel).await;
         let (audit_outcome, message) = outcome.audit();
         match self
             .core
@@ -337,7 +351,13 @@ impl Capabilities {
         }
     }
 
-    async fn run(&self, ctx: Ctx<'_>, name: &str, args: Option<Map<String, Value>>) -> CallOutcome {
+    async fn run(
+        &self,
+        ctx: Ctx<'_>,
+        name: &str,
+        args: Option<Map<String, Value>>,
+        channel: Option<Arc<dyn CallerChannel>>,
+    ) -> CallOutcome {
         let unknown = || {
             CallOutcome::UnknownTool(format!(
                 "there is no tool named '{name}': list the tools to see the ones you may use"
@@ -346,7 +366,7 @@ impl Capabilities {
         let Some((cap, provider)) = self.index.get(name) else {
             return match name.split_once('/') {
                 Some((slug, tool)) if self.connections.is_some() => self
-                    .run_upstream(ctx, slug, tool, args)
+                    .run_upstream(ctx, slug, tool, args, channel)
                     .await
                     .unwrap_or_else(unknown),
                 _ => unknown(),
@@ -381,6 +401,7 @@ impl Capabilities {
         slug: &str,
         tool: &str,
         args: Option<Map<String, Value>>,
+        channel: Option<Arc<dyn CallerChannel>>,
     ) -> Option<CallOutcome> {
         let src = self.connections.as_ref()?;
         let connection = match self.granted_connection(ctx.principal, slug).await {
@@ -399,10 +420,12 @@ impl Capabilities {
         if let Err(m) = cap.validate(&args) {
             return Some(CallOutcome::InvalidArguments(m));
         }
-        Some(match src.call_tool(ctx, &connection, tool, args).await {
-            Ok(v) => CallOutcome::Relayed(v),
-            Err(m) => CallOutcome::Failed(m),
-        })
+        Some(
+            match src.call_tool(ctx, &connection, tool, args, channel).await {
+                Ok(v) => CallOutcome::Relayed(v),
+                Err(m) => CallOutcome::Failed(m),
+            },
+        )
     }
 }
 

@@ -5,17 +5,30 @@
 //! child's stderr is kept in a bounded ring (secret values masked) for
 //! admins.
 
+// Sampling, roots and logging are deprecated in 2026-07-28 but still part
+// of 2025-11-25, which most clients and upstreams speak: the relay passes
+// them on.
+#![allow(deprecated)]
+
 use std::collections::{HashMap, VecDeque};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rmcp::model::{ClientCapabilities, ClientConfig, Implementation};
+use rmcp::model::{
+    ClientCapabilities, ClientConfig, CreateMessageRequestParams, CreateMessageResult,
+    ElicitRequestParams, ElicitResult, Implementation, ListRootsResult,
+    LoggingMessageNotificationParam, ProgressNotificationParam,
+};
+use rmcp::service::RequestContext;
 use rmcp::service::{NotificationContext, RunningService};
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
 use rmcp::{ClientHandler, Peer, RoleClient, ServiceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use switchboard_capabilities::{CallerChannel, ForwardError};
 use switchboard_core::Core;
 use switchboard_core::connections::UpstreamTarget;
 use switchboard_egress::EgressClient;
@@ -74,17 +87,165 @@ pub enum PoolEvent {
     ToolListChanged(String),
 }
 
-/// Receives the upstream's notifications for one session.
+/// The callers whose requests are upstream right now, so what an upstream
+/// sends back reaches the right one: progress by our own progress token
+/// (unique per relayed request), and log messages and server-to-client
+/// requests (which name no request) only when exactly one caller has a
+/// request in flight on that connection: with several, routing would be a
+/// guess, and a guess could show one member another's data.
+#[derive(Default)]
+pub struct Relays {
+    map: Mutex<HashMap<String, Relay>>,
+    next: AtomicI64,
+}
+
+struct Relay {
+    connection_id: String,
+    channel: Arc<dyn CallerChannel>,
+    /// The progress token rmcp put on the upstream request.
+    progress: Option<String>,
+}
+
+/// Ends a relay when the request is done.
+pub struct RelayGuard {
+    relays: Arc<Relays>,
+    pub token: String,
+}
+
+impl RelayGuard {
+    /// Records the progress token the upstream request carries (rmcp
+    /// assigns one to every request, per session).
+    pub fn set_progress_token(&self, token: &rmcp::model::ProgressToken) {
+        let text = match serde_json::to_value(token) {
+            Ok(serde_json::Value::String(s)) => s,
+            Ok(other) => other.to_string(),
+            Err(_) => return,
+        };
+        if let Ok(mut m) = self.relays.map.lock()
+            && let Some(r) = m.get_mut(&self.token)
+        {
+            r.progress = Some(text);
+        }
+    }
+}
+
+impl Drop for RelayGuard {
+    fn drop(&mut self) {
+        if let Ok(mut m) = self.relays.map.lock() {
+            m.remove(&self.token);
+        }
+    }
+}
+
+impl Relays {
+    pub fn begin(
+        self: &Arc<Self>,
+        connection_id: &str,
+        channel: Arc<dyn CallerChannel>,
+    ) -> RelayGuard {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        let token = format!("switchboard-relay-{n}");
+        if let Ok(mut m) = self.map.lock() {
+            m.insert(
+                token.clone(),
+                Relay {
+                    connection_id: connection_id.to_owned(),
+                    channel,
+                    progress: None,
+                },
+            );
+        }
+        RelayGuard {
+            relays: self.clone(),
+            token,
+        }
+    }
+
+    fn by_progress(&self, connection_id: &str, token: &str) -> Option<Arc<dyn CallerChannel>> {
+        self.map
+            .lock()
+            .ok()?
+            .values()
+            .find(|r| r.connection_id == connection_id && r.progress.as_deref() == Some(token))
+            .map(|r| r.channel.clone())
+    }
+
+    fn only_caller_of(&self, connection_id: &str) -> Result<Arc<dyn CallerChannel>, String> {
+        let m = self
+            .map
+            .lock()
+            .map_err(|_| "the relay table is unavailable".to_owned())?;
+        let mut found = m.values().filter(|r| r.connection_id == connection_id);
+        match (found.next(), found.next()) {
+            (Some(one), None) => Ok(one.channel.clone()),
+            (None, _) => Err("no caller is waiting on this upstream".to_owned()),
+            (Some(_), Some(_)) => Err(
+                "several callers have requests in flight on this upstream, so the request cannot be routed to one of them".to_owned(),
+            ),
+        }
+    }
+}
+
+/// Receives the upstream's notifications and requests for one session.
 #[derive(Clone)]
 struct UpstreamHandler {
     connection_id: String,
     events: mpsc::UnboundedSender<PoolEvent>,
+    relays: Arc<Relays>,
+}
+
+impl UpstreamHandler {
+    /// A server-to-client request of the upstream, passed to the one caller
+    /// waiting on it.
+    async fn ask_caller<P: Serialize, R: DeserializeOwned>(
+        &self,
+        method: &str,
+        params: &P,
+    ) -> Result<R, rmcp::ErrorData> {
+        let channel = self
+            .relays
+            .only_caller_of(&self.connection_id)
+            .map_err(|m| {
+                rmcp::ErrorData::internal_error(
+                    format!("the gateway cannot pass on '{method}': {m}"),
+                    None,
+                )
+            })?;
+        let params = serde_json::to_value(params)
+            .map_err(|e| rmcp::ErrorData::internal_error(e.to_string(), None))?;
+        match channel.request(method, params).await {
+            Ok(v) => serde_json::from_value(v).map_err(|e| {
+                rmcp::ErrorData::internal_error(
+                    format!("the client's answer to '{method}': {e}"),
+                    None,
+                )
+            }),
+            Err(ForwardError::Upstream {
+                code,
+                message,
+                data,
+            }) => Err(rmcp::ErrorData::new(
+                rmcp::model::ErrorCode(code),
+                message,
+                data,
+            )),
+            Err(ForwardError::Refused(m) | ForwardError::Unavailable(m)) => {
+                Err(rmcp::ErrorData::internal_error(m, None))
+            }
+        }
+    }
 }
 
 impl ClientHandler for UpstreamHandler {
     fn get_info(&self) -> ClientConfig {
         let mut info = ClientConfig::default();
-        info.capabilities = ClientCapabilities::default();
+        // What a caller may be able to do; a caller that cannot gets the
+        // upstream's request answered with an error.
+        info.capabilities = ClientCapabilities::builder()
+            .enable_sampling()
+            .enable_elicitation()
+            .enable_roots()
+            .build();
         info.client_info = Implementation::new("switchboard-gateway", env!("CARGO_PKG_VERSION"));
         info
     }
@@ -93,6 +254,64 @@ impl ClientHandler for UpstreamHandler {
         let _ = self
             .events
             .send(PoolEvent::ToolListChanged(self.connection_id.clone()));
+    }
+
+    async fn on_progress(
+        &self,
+        params: ProgressNotificationParam,
+        _context: NotificationContext<RoleClient>,
+    ) {
+        let ours = match serde_json::to_value(&params.progress_token) {
+            Ok(serde_json::Value::String(s)) => s,
+            Ok(other) => other.to_string(),
+            Err(_) => return,
+        };
+        let Some(channel) = self.relays.by_progress(&self.connection_id, &ours) else {
+            return;
+        };
+        let Some(theirs) = channel.progress_token() else {
+            return;
+        };
+        if let Ok(mut v) = serde_json::to_value(&params) {
+            v["progressToken"] = theirs;
+            channel.notify("notifications/progress", v).await;
+        }
+    }
+
+    async fn on_logging_message(
+        &self,
+        params: LoggingMessageNotificationParam,
+        _context: NotificationContext<RoleClient>,
+    ) {
+        if let Ok(channel) = self.relays.only_caller_of(&self.connection_id)
+            && let Ok(v) = serde_json::to_value(&params)
+        {
+            channel.notify("notifications/message", v).await;
+        }
+    }
+
+    #[allow(deprecated)] // sampling is still part of 2025-11-25
+    async fn create_message(
+        &self,
+        params: CreateMessageRequestParams,
+        _context: RequestContext<RoleClient>,
+    ) -> Result<CreateMessageResult, rmcp::ErrorData> {
+        self.ask_caller("sampling/createMessage", &params).await
+    }
+
+    async fn create_elicitation(
+        &self,
+        request: ElicitRequestParams,
+        _context: RequestContext<RoleClient>,
+    ) -> Result<ElicitResult, rmcp::ErrorData> {
+        self.ask_caller("elicitation/create", &request).await
+    }
+
+    async fn list_roots(
+        &self,
+        _context: RequestContext<RoleClient>,
+    ) -> Result<ListRootsResult, rmcp::ErrorData> {
+        self.ask_caller("roots/list", &serde_json::json!({})).await
     }
 }
 
@@ -183,6 +402,7 @@ pub struct UpstreamPool {
     core: Core,
     slots: Mutex<HashMap<String, Arc<Slot>>>,
     events: mpsc::UnboundedSender<PoolEvent>,
+    relays: Arc<Relays>,
 }
 
 impl UpstreamPool {
@@ -201,6 +421,7 @@ impl UpstreamPool {
                 core,
                 slots: Mutex::new(HashMap::new()),
                 events: tx,
+                relays: Arc::new(Relays::default()),
             }),
             rx,
         )
@@ -208,6 +429,11 @@ impl UpstreamPool {
 
     pub fn settings(&self) -> &PoolSettings {
         &self.settings
+    }
+
+    /// Registers a caller for what the upstream sends back during one request.
+    pub fn relay(&self, connection_id: &str, channel: Arc<dyn CallerChannel>) -> RelayGuard {
+        self.relays.begin(connection_id, channel)
     }
 
     fn slot(&self, connection_id: &str) -> Arc<Slot> {
@@ -321,6 +547,7 @@ impl UpstreamPool {
         let handler = UpstreamHandler {
             connection_id: target.id.clone(),
             events: self.events.clone(),
+            relays: self.relays.clone(),
         };
         match target.transport.as_str() {
             "streamable_http" => {

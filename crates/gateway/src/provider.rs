@@ -7,11 +7,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use rmcp::model::{CallToolRequestParams, ClientRequest};
+use rmcp::model::ClientRequest;
 use rmcp::service::{PeerRequestOptions, ServiceError};
 use serde_json::{Value, json};
 use switchboard_capabilities::{
-    CatalogEntry, ConnectionCapabilities, ConnectionSource, ForwardError, ToolRules,
+    CallerChannel, CatalogEntry, ConnectionCapabilities, ConnectionSource, ForwardError, ToolRules,
 };
 use switchboard_core::connections::ToolOverride;
 use switchboard_core::{Core, CoreError, Ctx, Principal};
@@ -106,10 +106,30 @@ impl GatewaySource {
     async fn send(
         &self,
         connection: &ConnectionCapabilities,
-        request: ClientRequest,
+        method: &str,
+        mut params: Value,
+        channel: Option<Arc<dyn CallerChannel>>,
     ) -> Result<Value, ForwardError> {
         let settings = self.pool.settings();
         let started = Instant::now();
+        // What the upstream sends back during the request reaches the caller.
+        let relay = channel
+            .clone()
+            .map(|ch| self.pool.relay(&connection.id, ch));
+        // rmcp puts its own progress token on every request.
+        if let Value::Object(p) = &mut params
+            && let Some(Value::Object(m)) = p.get_mut("_meta")
+        {
+            m.remove("progressToken");
+        }
+        let request: ClientRequest =
+            serde_json::from_value(json!({"method": method, "params": params})).map_err(|e| {
+                ForwardError::Upstream {
+                    code: -32602,
+                    message: format!("the '{method}' request is malformed: {e}"),
+                    data: None,
+                }
+            })?;
         let peer = match self.pool.peer(&connection.id, connection.version).await {
             Ok(p) => p,
             Err(e) => {
@@ -122,15 +142,38 @@ impl GatewaySource {
             }
         };
         let answer = async {
-            peer.send_request_with_option(
-                request,
-                PeerRequestOptions::with_timeout(settings.call_timeout),
-            )
-            .await?
-            .await_response()
-            .await
+            let handle = peer
+                .send_request_with_option(
+                    request,
+                    PeerRequestOptions::with_timeout(settings.call_timeout),
+                )
+                .await?;
+            if let Some(guard) = &relay {
+                guard.set_progress_token(&handle.progress_token);
+            }
+            match &channel {
+                None => handle.await_response().await,
+                Some(ch) => {
+                    let id = handle.id.clone();
+                    let cancel_peer = peer.clone();
+                    tokio::select! {
+                        r = handle.await_response() => r,
+                        () = ch.cancelled() => {
+                            // The caller gave up: tell the upstream to stop too.
+                            let _ = cancel_peer
+                                .notify_cancelled(rmcp::model::CancelledNotificationParam::new(
+                                    Some(id),
+                                    Some("the caller cancelled the request".into()),
+                                ))
+                                .await;
+                            Err(ServiceError::Cancelled { reason: Some("the caller cancelled the request".into()) })
+                        }
+                    }
+                }
+            }
         }
         .await;
+        drop(relay);
         let result = match answer {
             Ok(r) => match serde_json::to_value(&r) {
                 Ok(mut v) => {
@@ -202,15 +245,10 @@ impl ConnectionSource for GatewaySource {
         connection: &ConnectionCapabilities,
         tool: &str,
         args: Value,
+        channel: Option<Arc<dyn CallerChannel>>,
     ) -> Result<Value, String> {
-        let arguments = match args {
-            Value::Object(m) => Some(m),
-            _ => None,
-        };
-        let mut params = CallToolRequestParams::new(tool.to_owned());
-        params.arguments = arguments;
-        let request = ClientRequest::CallToolRequest(rmcp::model::Request::new(params));
-        match self.send(connection, request).await {
+        let params = json!({"name": tool, "arguments": args});
+        match self.send(connection, "tools/call", params, channel).await {
             Ok(v) => Ok(v),
             Err(ForwardError::Upstream { code, message, .. }) => Err(format!(
                 "the upstream refused the call to '{tool}' (error {code}): {message}"
@@ -246,15 +284,8 @@ impl ConnectionSource for GatewaySource {
         connection: &ConnectionCapabilities,
         method: &str,
         params: Value,
+        channel: Option<Arc<dyn CallerChannel>>,
     ) -> Result<Value, ForwardError> {
-        let request: ClientRequest =
-            serde_json::from_value(json!({"method": method, "params": params})).map_err(|e| {
-                ForwardError::Upstream {
-                    code: -32602,
-                    message: format!("the '{method}' request is malformed: {e}"),
-                    data: None,
-                }
-            })?;
-        self.send(connection, request).await
+        self.send(connection, method, params, channel).await
     }
 }

@@ -20,7 +20,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use std::sync::Arc;
-use switchboard_capabilities::{Capabilities, ConnectionCapabilities, ForwardError};
+use switchboard_capabilities::{CallerChannel, Capabilities, ConnectionCapabilities, ForwardError};
 use switchboard_core::{CallInfo, Ctx, Outcome, Principal, RequestMeta};
 
 use crate::wire;
@@ -159,7 +159,11 @@ impl VirtualHandler {
             principal: &c.principal,
             meta: &c.meta,
         };
-        match self.caps.forward(cx, &conn, method, params).await {
+        match self
+            .caps
+            .forward(cx, &conn, method, params, Some(PeerChannel::of(ctx)))
+            .await
+        {
             Ok(v) => serde_json::from_value(wire::complete(v)).map_err(|e| {
                 tracing::warn!(method, error = %e, "an upstream answer did not decode");
                 ErrorData::internal_error(
@@ -206,6 +210,73 @@ impl VirtualHandler {
             self.record(&c, Outcome::Ok, None).await?;
         }
         Ok(info)
+    }
+}
+
+/// The caller's stream, for what an upstream sends back during a request.
+struct PeerChannel {
+    peer: rmcp::Peer<RoleServer>,
+    progress_token: Option<Value>,
+    cancelled: tokio_util::sync::CancellationToken,
+}
+
+impl PeerChannel {
+    fn of(ctx: &RequestContext<RoleServer>) -> Arc<dyn CallerChannel> {
+        Arc::new(PeerChannel {
+            peer: ctx.peer.clone(),
+            progress_token: ctx
+                .meta
+                .get_progress_token()
+                .and_then(|t| serde_json::to_value(t).ok()),
+            cancelled: ctx.ct.clone(),
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl CallerChannel for PeerChannel {
+    fn progress_token(&self) -> Option<Value> {
+        self.progress_token.clone()
+    }
+
+    async fn notify(&self, method: &str, params: Value) {
+        match serde_json::from_value::<rmcp::model::ServerNotification>(
+            json!({"method": method, "params": params}),
+        ) {
+            Ok(n) => {
+                if let Err(e) = self.peer.send_notification(n).await {
+                    tracing::debug!(method, error = %e, "could not pass a notification on");
+                }
+            }
+            Err(e) => {
+                tracing::debug!(method, error = %e, "an upstream notification did not decode")
+            }
+        }
+    }
+
+    async fn request(&self, method: &str, params: Value) -> Result<Value, ForwardError> {
+        let request: rmcp::model::ServerRequest =
+            serde_json::from_value(json!({"method": method, "params": params})).map_err(|e| {
+                ForwardError::Unavailable(format!(
+                    "the upstream's '{method}' request is malformed: {e}"
+                ))
+            })?;
+        match self.peer.send_request(request).await {
+            Ok(r) => serde_json::to_value(r)
+                .map_err(|e| ForwardError::Unavailable(format!("the client's answer: {e}"))),
+            Err(rmcp::ServiceError::McpError(e)) => Err(ForwardError::Upstream {
+                code: e.code.0,
+                message: e.message.to_string(),
+                data: e.data,
+            }),
+            Err(e) => Err(ForwardError::Unavailable(format!(
+                "the client could not answer '{method}': {e}"
+            ))),
+        }
+    }
+
+    async fn cancelled(&self) {
+        self.cancelled.cancelled().await;
     }
 }
 
@@ -303,7 +374,8 @@ impl ServerHandler for VirtualHandler {
             principal: &c.principal,
             meta: &c.meta,
         };
-        let outcome = self.caps.call(ctx, &id, args).await;
+        let channel = PeerChannel::of(&context);
+        let outcome = self.caps.call_relayed(ctx, &id, args, Some(channel)).await;
         wire::tool_result(outcome).map(Into::into)
     }
 

@@ -60,7 +60,10 @@ pub fn complete(mut v: serde_json::Value) -> serde_json::Value {
     if let serde_json::Value::Object(m) = &mut v
         && !m.contains_key("resultType")
     {
-        m.insert("resultType".into(), serde_json::Value::String("complete".into()));
+        m.insert(
+            "resultType".into(),
+            serde_json::Value::String("complete".into()),
+        );
     }
     v
 }

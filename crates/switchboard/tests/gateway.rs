@@ -207,6 +207,33 @@ async fn virtual_server_over_http(backend: Backend) {
     assert!(m["result"]["contents"].is_array(), "{m}");
     let r = legacy.legacy("prompts/list", json!({})).await;
     assert!(message(&r)["result"]["prompts"].is_array(), "{:?}", r.body);
+    // Progress the upstream reports reaches the caller, under the caller's token.
+    let r = legacy
+        .legacy(
+            "tools/call",
+            json!({"name": "trigger-long-running-operation", "arguments": {"duration": 1, "steps": 3},
+                   "_meta": {"progressToken": "caller-token-7"}}),
+        )
+        .await;
+    let body = r
+        .body
+        .as_str()
+        .map(str::to_owned)
+        .unwrap_or_else(|| r.body.to_string());
+    let progress: Vec<Value> = body
+        .lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .filter_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
+        .filter(|v| v["method"] == "notifications/progress")
+        .collect();
+    assert!(progress.len() >= 2, "no progress relayed: {body}");
+    assert!(
+        progress
+            .iter()
+            .all(|p| p["params"]["progressToken"] == "caller-token-7"),
+        "{progress:?}"
+    );
+    assert!(message(&r)["result"]["content"].is_array(), "{body}");
 
     // Without a grant: the server does not exist for you, and says so.
     let other_token = db.token("other@alpha.test", "alpha", "personal", MEMBER_SCOPES);
@@ -784,5 +811,8 @@ async fn stdio_children_run_as_the_configured_user() {
         .arg(&key)
         .output()
         .unwrap();
-    assert!(!read_as_nobody.status.success(), "nobody could read the key file");
+    assert!(
+        !read_as_nobody.status.success(),
+        "nobody could read the key file"
+    );
 }
