@@ -52,6 +52,18 @@ pub struct CatalogEntry {
     pub annotations: Option<Value>,
 }
 
+/// What a connection is, for [`ConnectionCapabilities::build`].
+#[derive(Debug, Clone, Copy)]
+pub struct About<'a> {
+    pub id: &'a str,
+    pub slug: &'a str,
+    pub name: &'a str,
+    pub description: &'a str,
+    pub environment: Option<&'a str>,
+    /// The connection's `updated_at`.
+    pub version: i64,
+}
+
 /// What an admin decided about a connection's tools.
 #[derive(Debug, Clone, Default)]
 pub struct ToolRules {
@@ -68,16 +80,15 @@ impl ConnectionCapabilities {
     /// Builds the capabilities of one connection from its catalog. An
     /// upstream tool is a write unless an admin marked it read-only: its own
     /// `readOnlyHint` is a hint from a party we do not trust.
-    pub fn build(
-        id: &str,
-        slug: &str,
-        name: &str,
-        description: &str,
-        environment: Option<&str>,
-        version: i64,
-        rules: &ToolRules,
-        catalog: Vec<CatalogEntry>,
-    ) -> Self {
+    pub fn build(about: About<'_>, rules: &ToolRules, catalog: Vec<CatalogEntry>) -> Self {
+        let About {
+            id,
+            slug,
+            name,
+            description,
+            environment,
+            version,
+        } = about;
         let production = environment == Some("production");
         let mut tools = BTreeMap::new();
         let mut hidden = Vec::new();
@@ -282,12 +293,14 @@ mod tests {
             .overrides
             .insert("get".into(), (true, Some("Reads a thing".into())));
         let c = ConnectionCapabilities::build(
-            "c1",
-            "crm",
-            "CRM",
-            "",
-            None,
-            1,
+            About {
+                id: "c1",
+                slug: "crm",
+                name: "CRM",
+                description: "",
+                environment: None,
+                version: 1,
+            },
             &rules,
             vec![
                 entry("get", None),
@@ -316,12 +329,14 @@ mod tests {
         let mut bad = entry("bad", None);
         bad.input_schema = json!({"type": 12});
         let c = ConnectionCapabilities::build(
-            "c1",
-            "x",
-            "X",
-            "",
-            Some("production"),
-            1,
+            About {
+                id: "c1",
+                slug: "x",
+                name: "X",
+                description: "",
+                environment: Some("production"),
+                version: 1,
+            },
             &rules,
             vec![entry("a", None), entry("b", None), entry("c", None), bad],
         );

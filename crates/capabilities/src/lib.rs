@@ -17,7 +17,7 @@ mod registry;
 
 pub use capability::{Access, Audience, Capability, Denial, Hints, JsonObject};
 pub use connections::{
-    CallerChannel, CatalogEntry, ConnectionCapabilities, ConnectionSource, ForwardError,
+    About, CallerChannel, CatalogEntry, ConnectionCapabilities, ConnectionSource, ForwardError,
     MAX_TOOL_NAME, ToolRules,
 };
 pub use org::OrgTools;

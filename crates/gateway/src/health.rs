@@ -149,12 +149,12 @@ mod tests {
         assert_eq!(judge(&window(&[(true, 5), (false, 5)]), &s), "disconnected");
         // 2 of 20 failed (10%): degraded.
         let mut w = window(&[(true, 5); 18]);
-        w.push_front((false, 5));
-        w.push_front((false, 5));
+        w.push_front((false, Duration::from_millis(5)));
+        w.push_front((false, Duration::from_millis(5)));
         assert_eq!(judge(&w, &s), "degraded");
         // 1 of 20 (5%): still connected.
         let mut w = window(&[(true, 5); 19]);
-        w.push_front((false, 5));
+        w.push_front((false, Duration::from_millis(5)));
         assert_eq!(judge(&w, &s), "connected");
         // Median over 2 s.
         assert_eq!(judge(&window(&[(true, 2500); 11]), &s), "degraded");

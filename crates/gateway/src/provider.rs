@@ -11,7 +11,8 @@ use rmcp::model::ClientRequest;
 use rmcp::service::{PeerRequestOptions, ServiceError};
 use serde_json::{Value, json};
 use switchboard_capabilities::{
-    CallerChannel, CatalogEntry, ConnectionCapabilities, ConnectionSource, ForwardError, ToolRules,
+    About, CallerChannel, CatalogEntry, ConnectionCapabilities, ConnectionSource, ForwardError,
+    ToolRules,
 };
 use switchboard_core::connections::ToolOverride;
 use switchboard_core::{Core, CoreError, Ctx, Principal};
@@ -79,12 +80,14 @@ impl GatewaySource {
             })
             .collect();
         let caps = Arc::new(ConnectionCapabilities::build(
-            &row.id,
-            &row.slug,
-            &row.name,
-            &row.description,
-            row.environment.as_deref(),
-            row.updated_at,
+            About {
+                id: &row.id,
+                slug: &row.slug,
+                name: &row.name,
+                description: &row.description,
+                environment: row.environment.as_deref(),
+                version: row.updated_at,
+            },
             &rules,
             entries,
         ));

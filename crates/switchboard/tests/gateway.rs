@@ -3,6 +3,8 @@
 //! connections, used through virtual servers `/mcp/servers/{slug}` in both
 //! protocol eras, with grants, the org's policy, tool rules and audit.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::time::{Duration, Instant};
