@@ -99,6 +99,11 @@ fn v1_routes() -> OpenApiRouter<ApiState> {
         ))
         .routes(routes!(connections::grant_connection))
         .routes(routes!(connections::revoke_grant))
+        .routes(routes!(
+            connections::list_virtual_servers,
+            connections::create_virtual_server
+        ))
+        .routes(routes!(connections::delete_virtual_server))
         .routes(routes!(oauth::list_connected_apps))
         .routes(routes!(oauth::revoke_connected_app))
         .routes(routes!(oauth::disconnect_client))

@@ -27,6 +27,7 @@ pub mod oauth;
 pub mod orgs;
 pub mod tokens;
 pub mod views;
+pub mod virtual_servers;
 pub mod work;
 
 pub use audit::{AuditQuery, CallInfo, Outcome, Surface, summarize_args};

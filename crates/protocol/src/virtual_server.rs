@@ -40,6 +40,14 @@ struct Caller {
     slug: String,
 }
 
+/// What a virtual server serves: one connection (its whole protocol,
+/// tools unprefixed) or, saved, several (their tools as
+/// `{connection-slug}_{tool}`).
+enum Served {
+    One(Arc<ConnectionCapabilities>),
+    Many(Vec<Arc<ConnectionCapabilities>>),
+}
+
 impl VirtualHandler {
     pub fn new(caps: Capabilities) -> Self {
         VirtualHandler { caps }
@@ -139,6 +147,49 @@ impl VirtualHandler {
         }
     }
 
+    /// The connections behind this server that the caller is granted.
+    async fn served(&self, c: &Caller) -> Result<Served, ErrorData> {
+        let members = self
+            .caps
+            .core()
+            .virtual_server_members(&c.principal, &c.slug)
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "could not load a virtual server");
+                ErrorData::internal_error("the server could not load this virtual server", None)
+            })?;
+        let Some(members) = members else {
+            return Ok(Served::One(self.connection(c).await?));
+        };
+        let granted: Vec<Arc<ConnectionCapabilities>> = self
+            .caps
+            .granted_connections(&c.principal)
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "could not load the caller's connections");
+                ErrorData::internal_error("the server could not load your connections", None)
+            })?
+            .into_iter()
+            .filter(|g| members.contains(&g.slug))
+            .collect();
+        if granted.is_empty() {
+            // Grants nothing here: the same answer as an unknown server.
+            return Err(self.not_found(c).await);
+        }
+        Ok(Served::Many(granted))
+    }
+
+    async fn not_found(&self, c: &Caller) -> ErrorData {
+        let message = format!(
+            "there is no MCP server '{}' you may use here: an admin publishes connections and grants them (GET /api/v1/connections?scope=usable lists yours)",
+            c.slug
+        );
+        if let Err(e) = self.record(c, Outcome::Denied, Some(&message)).await {
+            return e;
+        }
+        ErrorData::new(ErrorCode(-32001), message, Some(json!({"server": c.slug})))
+    }
+
     /// Forwards `method` with `params` to the upstream and decodes its answer.
     async fn relay<P: Serialize, R: DeserializeOwned>(
         &self,
@@ -154,7 +205,17 @@ impl VirtualHandler {
             m.remove("_meta");
         }
         let c = self.caller(ctx, method, None, params.clone())?;
-        let conn = self.connection(&c).await?;
+        let conn = match self.served(&c).await? {
+            Served::One(conn) => conn,
+            Served::Many(_) => {
+                let message = format!(
+                    "'{}' serves the tools of several connections only: '{method}' needs a server bound to one connection (at that connection's slug)",
+                    c.slug
+                );
+                self.record(&c, Outcome::Error, Some(&message)).await?;
+                return Err(ErrorData::new(ErrorCode::METHOD_NOT_FOUND, message, None));
+            }
+        };
         let cx = Ctx {
             principal: &c.principal,
             meta: &c.meta,
@@ -183,7 +244,25 @@ impl VirtualHandler {
         method: &str,
     ) -> Result<ServerConfig, ErrorData> {
         let c = self.caller(ctx, method, None, Value::Null)?;
-        let conn = self.connection(&c).await?;
+        let conn = match self.served(&c).await? {
+            Served::One(conn) => conn,
+            Served::Many(conns) => {
+                let mut info = self.get_info();
+                info.capabilities = ServerCapabilities::builder().enable_tools().build();
+                let names: Vec<String> = conns
+                    .iter()
+                    .map(|k| format!("{} ({}_*)", k.name, k.slug))
+                    .collect();
+                info.instructions = Some(format!(
+                    "The tools of these connections, each named {{connection}}_{{tool}}: {}",
+                    names.join(", ")
+                ));
+                if ctx.extensions.get::<SessionRestoreMarker>().is_none() {
+                    self.record(&c, Outcome::Ok, None).await?;
+                }
+                return Ok(info);
+            }
+        };
         let mut info = self.get_info();
         match self.caps.upstream_info(&c.principal, &conn).await {
             Ok(v) => {
@@ -345,13 +424,24 @@ impl ServerHandler for VirtualHandler {
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
         let c = self.caller(&context, "tools/list", None, Value::Null)?;
-        let conn = self.connection(&c).await?;
-        let tools = conn
-            .tools
-            .iter()
-            .filter(|(_, cap)| cap.authorize(&c.principal).is_ok())
-            .map(|(name, cap)| wire::tool_as(cap, name))
-            .collect();
+        let tools = match self.served(&c).await? {
+            Served::One(conn) => conn
+                .tools
+                .iter()
+                .filter(|(_, cap)| cap.authorize(&c.principal).is_ok())
+                .map(|(name, cap)| wire::tool_as(cap, name))
+                .collect(),
+            Served::Many(conns) => conns
+                .iter()
+                .flat_map(|conn| {
+                    conn.tools
+                        .iter()
+                        .filter(|(_, cap)| cap.authorize(&c.principal).is_ok())
+                        .map(|(name, cap)| wire::tool_as(cap, &format!("{}_{name}", conn.slug)))
+                        .collect::<Vec<_>>()
+                })
+                .collect(),
+        };
         self.record(&c, Outcome::Ok, None).await?;
         Ok(ListToolsResult::with_all_items(tools))
     }
@@ -362,7 +452,24 @@ impl ServerHandler for VirtualHandler {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let probe = self.caller(&context, "tools/call", None, Value::Null)?;
-        let id = format!("{}/{}", probe.slug, request.name);
+        let saved = self
+            .caps
+            .core()
+            .virtual_server_members(&probe.principal, &probe.slug)
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "could not load a virtual server");
+                ErrorData::internal_error("the server could not load this virtual server", None)
+            })?;
+        let id = match saved {
+            None => format!("{}/{}", probe.slug, request.name),
+            // `{connection}_{tool}`: slugs have no `_`, so the first one splits.
+            Some(members) => match request.name.split_once('_') {
+                Some((conn, tool)) if members.iter().any(|m| m == conn) => format!("{conn}/{tool}"),
+                // Not one of this server's: the call path reports it unknown.
+                _ => format!("{}/{}", probe.slug, request.name),
+            },
+        };
         let args = request.arguments.clone();
         let c = self.caller(
             &context,

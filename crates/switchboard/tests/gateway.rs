@@ -607,6 +607,54 @@ async fn the_python_sdk_reaches_real_upstreams_through_virtual_servers() {
         stored.contains("Ada-legacy") && stored.contains("Ada-2026-07-28"),
         "{stored}"
     );
+    // A saved virtual server over two connections: tools prefixed with
+    // their connection's slug, calls routed by that prefix.
+    let r = owner
+        .post(
+            "/api/v1/virtual-servers",
+            json!({"slug": "combo", "name": "Combo", "connections": ["remote", "nope"]}),
+        )
+        .await;
+    assert_eq!(r.status, 422, "{:?}", r.body);
+    assert!(
+        r.error_message().contains("no connection 'nope'"),
+        "{:?}",
+        r.body
+    );
+    let r = owner
+        .post(
+            "/api/v1/virtual-servers",
+            json!({"slug": "local", "name": "Taken", "connections": ["remote", "memory"]}),
+        )
+        .await;
+    assert_eq!(r.status, 409, "{:?}", r.body);
+    let r = owner
+        .post(
+            "/api/v1/virtual-servers",
+            json!({"slug": "combo", "name": "Combo", "connections": ["remote", "memory"]}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    assert_eq!(r.body["connections"], json!(["memory", "remote"]));
+    let report = python_client(
+        &server.url("/mcp/servers/combo"),
+        &token,
+        "legacy",
+        &[
+            ("remote_echo", json!({"message": "combined"})),
+            ("memory_read_graph", json!({})),
+        ],
+    );
+    let tools = report["tools"].to_string();
+    assert!(
+        tools.contains("remote_get-sum")
+            && tools.contains("memory_create_entities")
+            && !tools.contains("\"echo\""),
+        "{tools}"
+    );
+    assert_eq!(call_text(&report, 0), "Echo: combined");
+    assert!(call_text(&report, 1).contains("Ada-legacy"), "{report}");
+
     // The org's own endpoint still lists only the org's tools.
     let report = python_client(&server.url("/mcp"), &token, "legacy", &[]);
     let tools = report["tools"].to_string();

@@ -7,6 +7,7 @@ use serde::Deserialize;
 use switchboard_core::connections::{
     ConnectionScope, ConnectionView, CreateConnection, CreateGrant, UpdateConnection,
 };
+use switchboard_core::virtual_servers::{CreateVirtualServer, VirtualServerView};
 use utoipa::IntoParams;
 
 use crate::extract::{ApiJson, ApiQuery};
@@ -117,4 +118,38 @@ pub async fn revoke_grant(
             .revoke_connection_grant(caller.ctx(), &id, &grant_id)
             .await?,
     ))
+}
+
+/// The org's saved virtual servers (several connections served together
+/// at `/mcp/servers/{slug}`).
+#[utoipa::path(get, path = "/virtual-servers", tag = "connections", responses((status = 200, body = Vec<VirtualServerView>)))]
+pub async fn list_virtual_servers(
+    State(s): State<ApiState>,
+    caller: Caller,
+) -> Result<Json<Vec<VirtualServerView>>, ApiError> {
+    Ok(Json(s.core.list_virtual_servers(caller.ctx()).await?))
+}
+
+/// Saves a virtual server over two or more connections (connections.publish).
+#[utoipa::path(post, path = "/virtual-servers", tag = "connections", request_body = CreateVirtualServer, responses((status = 201, body = VirtualServerView)))]
+pub async fn create_virtual_server(
+    State(s): State<ApiState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<CreateVirtualServer>,
+) -> Result<(StatusCode, Json<VirtualServerView>), ApiError> {
+    Ok((
+        StatusCode::CREATED,
+        Json(s.core.create_virtual_server(caller.ctx(), body).await?),
+    ))
+}
+
+/// Removes a saved virtual server (connections.publish).
+#[utoipa::path(delete, path = "/virtual-servers/{id}", tag = "connections", params(("id" = String, Path)), responses((status = 204)))]
+pub async fn delete_virtual_server(
+    State(s): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    s.core.delete_virtual_server(caller.ctx(), &id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

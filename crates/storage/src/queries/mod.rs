@@ -12,6 +12,7 @@ pub mod oauth;
 pub mod orgs;
 pub mod people;
 pub mod tokens;
+pub mod virtual_servers;
 pub mod work;
 
 pub use accounts::*;
@@ -23,6 +24,7 @@ pub use oauth::*;
 pub use orgs::*;
 pub use people::*;
 pub use tokens::*;
+pub use virtual_servers::*;
 pub use work::*;
 
 /// Any executor on the `Any` driver: `&AnyPool` or `&mut AnyConnection`.
