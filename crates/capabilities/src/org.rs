@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use schemars::JsonSchema;
 use schemars::generate::SchemaSettings;
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use switchboard_core::members::{AddTeamMember, ChangeRole, CreateInvitation, CreateTeam};
 use switchboard_core::orgs::UpdateOrg;
@@ -37,6 +37,24 @@ pub struct OrgTools {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct NoArgs {}
+
+/// A connection the caller may use.
+#[derive(Debug, Serialize, JsonSchema)]
+struct UsableConnection {
+    slug: String,
+    name: String,
+    description: String,
+    /// Its virtual server: this connection's tools, unprefixed.
+    server_url: String,
+    /// `connected`, `degraded`, `disconnected` or `unknown`.
+    health: String,
+    tool_count: usize,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+struct UsableConnections {
+    items: Vec<UsableConnection>,
+}
 
 /// Paging of a list tool.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -467,6 +485,13 @@ fn specs() -> Vec<Spec> {
             DESTRUCTIVE,
             access(P::MembersManage, S::WriteOrg, true),
         ),
+        spec::<NoArgs, UsableConnections>(
+            "list_connections",
+            "List connections",
+            "Lists the external MCP servers (connections) you may use, each with the URL of its virtual server (add it to your MCP client to use its tools directly), its health and how many tools it offers.",
+            READ,
+            access(P::ConnectionsUse, S::ConnectionsUse, false),
+        ),
         spec::<ListArgs, Page<TeamView>>(
             "listTeams",
             "List teams",
@@ -722,6 +747,24 @@ impl Provider for OrgTools {
                         a.membership_id
                     ),
                 })
+            }
+            "list_connections" => {
+                let _: NoArgs = parse(args)?;
+                let base = core.config().public_url.trim_end_matches('/').to_owned();
+                let items = core
+                    .list_connections(ctx, switchboard_core::connections::ConnectionScope::Usable)
+                    .await?
+                    .into_iter()
+                    .map(|c| UsableConnection {
+                        server_url: format!("{base}/mcp/servers/{}", c.slug),
+                        slug: c.slug,
+                        name: c.name,
+                        description: c.description,
+                        health: c.health,
+                        tool_count: c.tool_count,
+                    })
+                    .collect();
+                out(UsableConnections { items })
             }
             "listTeams" => {
                 let a: ListArgs = parse(args)?;

@@ -237,6 +237,13 @@ async fn virtual_server_over_http(backend: Backend) {
     );
     assert!(message(&r)["result"]["content"].is_array(), "{body}");
 
+    // On the org endpoint, list_connections names it with its server URL.
+    let org = Mcp::at(&server.url("/mcp"), Some(&dev_token));
+    let r = org.call_2026("list_connections", json!({})).await;
+    let items = &message(&r)["result"]["structuredContent"]["items"];
+    assert_eq!(items[0]["slug"], "everything", "{items}");
+    assert_eq!(items[0]["server_url"], json!(url), "{items}");
+
     // Without a grant: the server does not exist for you, and says so.
     let other_token = db.token("other@alpha.test", "alpha", "personal", MEMBER_SCOPES);
     let other = Mcp::at(&url, Some(&other_token));
@@ -252,6 +259,13 @@ async fn virtual_server_over_http(backend: Backend) {
     );
     let r = other.call_2026("echo", json!({"message": "x"})).await;
     assert!(message(&r)["error"].is_object(), "{:?}", r.body);
+    let r = Mcp::at(&server.url("/mcp"), Some(&other_token))
+        .call_2026("list_connections", json!({}))
+        .await;
+    assert_eq!(
+        message(&r)["result"]["structuredContent"]["items"],
+        json!([])
+    );
 
     // The org's policy: read-only. echo (marked read-only by the admin)
     // still works; get-sum (an upstream tool is a write unless marked) is

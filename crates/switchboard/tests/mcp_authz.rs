@@ -106,6 +106,13 @@ fn rules() -> Vec<ToolRule> {
             true,
             || json!({"membership_id": "nope"}),
         ),
+        r(
+            "list_connections",
+            "connections.use",
+            "connections:use",
+            false,
+            || json!({}),
+        ),
         r("listTeams", "org.read", "read:org", false, || json!({})),
         r(
             "createTeam",
