@@ -21,7 +21,7 @@ use ipnet::IpNet;
 use switchboard_core::Core;
 
 pub use error::ApiError;
-pub use extract::{Caller, RequestInfo, client_ip, meta_for, meta_for_http};
+pub use extract::{ApiJson, Caller, RequestInfo, client_ip, meta_for, meta_for_http};
 
 /// HTTP settings the surfaces share.
 #[derive(Debug, Clone)]

@@ -12,6 +12,7 @@
 //! Every outbound HTTP connection goes through `switchboard-egress`.
 
 pub mod health;
+pub mod integrations;
 pub mod pool;
 mod provider;
 mod upstream;
@@ -113,6 +114,11 @@ pub fn router(state: GatewayState) -> Router {
         .route("/api/v1/connections/{id}/refresh", post(refresh))
         .route("/api/v1/connections/{id}/tools", get(tools))
         .route("/api/v1/connections/{id}/process", get(process))
+        .route("/api/v1/integrations", get(list_integrations))
+        .route(
+            "/api/v1/connections/from-integration",
+            post(connect_integration),
+        )
         .layer(axum::Extension(state.clone()))
         .with_state(state.api)
 }
@@ -159,4 +165,72 @@ async fn process(
         .require(Permission::ConnectionsPublish, Scope::ReadOrg)?;
     let target = s.api.core.connection_for_refresh(ctx, &id).await?;
     Ok(Json(s.pool.process_view(&target.id).await))
+}
+
+/// The integration catalog shipped in the binary: what each entry runs or
+/// reaches, the settings it needs (secrets marked), and how it was verified.
+async fn list_integrations(_caller: Caller) -> Json<&'static [integrations::Integration]> {
+    Json(integrations::builtin())
+}
+
+/// A connection from a catalog entry.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FromIntegration {
+    /// The catalog entry's id.
+    integration: String,
+    /// Defaults to the entry's id.
+    #[serde(default)]
+    slug: Option<String>,
+    /// Defaults to the entry's name.
+    #[serde(default)]
+    name: Option<String>,
+    /// The entry's settings, checked against its schema.
+    #[serde(default)]
+    config: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Publishes a connection from a catalog entry (connections.publish): the
+/// settings are checked against the entry's schema (a missing one is
+/// named), then become the connection's URL or command, and its sealed
+/// headers or environment.
+async fn connect_integration(
+    axum::Extension(s): axum::Extension<GatewayState>,
+    caller: Caller,
+    switchboard_api::ApiJson(body): switchboard_api::ApiJson<FromIntegration>,
+) -> Result<(axum::http::StatusCode, Json<ConnectionView>), ApiError> {
+    let unprocessable = |m: String| {
+        ApiError::new(
+            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+            m,
+        )
+    };
+    let entry = integrations::find(&body.integration).ok_or_else(|| {
+        unprocessable(format!(
+            "integration: there is no catalog entry '{}': GET /api/v1/integrations lists them",
+            body.integration
+        ))
+    })?;
+    let resolved = integrations::resolve(entry, &body.config)
+        .map_err(|e| unprocessable(format!("config: {e}")))?;
+    let shared = !resolved.headers.is_empty() || !resolved.env.is_empty();
+    let input = switchboard_core::connections::CreateConnection {
+        slug: body.slug.unwrap_or_else(|| entry.id.clone()),
+        name: body.name.unwrap_or_else(|| entry.name.clone()),
+        description: Some(entry.description.clone()),
+        transport: resolved.transport.as_str().to_owned(),
+        url: resolved.url.clone(),
+        command: resolved.command.clone(),
+        args: (!resolved.args.is_empty()).then(|| resolved.args.clone()),
+        credential_mode: Some(if shared { "shared" } else { "none" }.to_owned()),
+        environment: None,
+        tool_allow: None,
+        tool_deny: None,
+        tool_overrides: None,
+        headers: (!resolved.headers.is_empty()).then(|| resolved.headers.clone()),
+        env: (!resolved.env.is_empty()).then(|| resolved.env.clone()),
+    };
+    let view = s.api.core.create_connection(caller.ctx(), input).await?;
+    Ok((axum::http::StatusCode::CREATED, Json(view)))
 }

@@ -880,3 +880,72 @@ async fn stdio_children_run_as_the_configured_user() {
         "nobody could read the key file"
     );
 }
+
+/// The integration catalog: listed with how each entry was verified;
+/// creating a connection from an entry checks its settings (a missing one
+/// is named, nothing is saved) and seals the credential it produces.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_are_created_from_the_integration_catalog() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    db.bootstrap("owner@alpha.test", "alpha");
+    let server = gateway_server(&db, &[]);
+    let owner = Api::sign_in(&server, "owner@alpha.test", PASSWORD).await;
+    let list = owner.get("/api/v1/integrations").await;
+    assert_eq!(list.status, 200);
+    let entries = list.body.as_array().unwrap();
+    let by_id = |id: &str| entries.iter().find(|e| e["id"] == id).cloned().unwrap();
+    for id in [
+        "everything",
+        "memory",
+        "filesystem",
+        "sequential-thinking",
+        "notion",
+        "stripe",
+        "sentry",
+        "hubspot",
+        "github",
+    ] {
+        assert_eq!(by_id(id)["verified"], "registry", "{id}");
+    }
+    assert_eq!(by_id("notion")["package"], "@notionhq/notion-mcp-server");
+
+    // A missing required setting is named; nothing is created.
+    let r = owner
+        .post(
+            "/api/v1/connections/from-integration",
+            json!({"integration": "notion", "config": {}}),
+        )
+        .await;
+    assert_eq!(r.status, 422, "{:?}", r.body);
+    assert!(r.error_message().contains("'api_token'"), "{:?}", r.body);
+    let r = owner
+        .post(
+            "/api/v1/connections/from-integration",
+            json!({"integration": "nope"}),
+        )
+        .await;
+    assert_eq!(r.status, 422);
+    assert_eq!(db.scalar_i64("SELECT COUNT(*) FROM connections").await, 0);
+
+    // A remote entry: its URL, the key as a sealed Authorization header.
+    let key = "lin_api_planted_0123456789";
+    let r = owner
+        .post(
+            "/api/v1/connections/from-integration",
+            json!({"integration": "linear", "config": {"api_key": key}}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    assert_eq!(r.body["slug"], "linear");
+    assert_eq!(r.body["transport"], "streamable_http");
+    assert_eq!(r.body["url"], "https://mcp.linear.app/mcp");
+    assert_eq!(r.body["secret_headers"], json!(["Authorization"]));
+    assert!(!r.body.to_string().contains(key));
+    assert_eq!(
+        db.scalar_i64(&format!(
+            "SELECT COUNT(*) FROM connection_secrets WHERE sealed LIKE '%{key}%'"
+        ))
+        .await,
+        0
+    );
+}
