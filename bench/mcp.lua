@@ -9,7 +9,8 @@
 --                       legacy:    /mcp, 2025-11-25 with BENCH_SESSION
 --                       rpc:       /mcp/rpc, plain JSON-RPC
 --   BENCH_PATH        request path (default: the URL's)
---   BENCH_TOOL        tool name (whoami, listMyTasks, constant)
+--   BENCH_TOOL        tool name (whoami, listMyTasks, constant, echo)
+--   BENCH_ARGS        the tool's arguments, a JSON object (default {})
 --   BENCH_TOKEN       bearer token (empty: no Authorization header)
 --   BENCH_SESSION     Mcp-Session-Id for legacy mode
 --   BENCH_PER_THREAD  each thread stops after this many checked answers
@@ -91,6 +92,7 @@ function init(args)
   local tool = env("BENCH_TOOL", "whoami")
   local token = env("BENCH_TOKEN", "")
   local session = env("BENCH_SESSION", "")
+  local arguments = env("BENCH_ARGS", "{}")
   per_thread = tonumber(env("BENCH_PER_THREAD", "1000"))
   done_dir = env("BENCH_DONE_DIR", "")
 
@@ -104,16 +106,16 @@ function init(args)
     headers["MCP-Protocol-Version"] = "2026-07-28"
     headers["Mcp-Method"] = "tools/call"
     headers["Mcp-Name"] = tool
-    params = '{"name":"' .. tool .. '","arguments":{},"_meta":{'
+    params = '{"name":"' .. tool .. '","arguments":' .. arguments .. ',"_meta":{'
       .. '"io.modelcontextprotocol/protocolVersion":"2026-07-28",'
       .. '"io.modelcontextprotocol/clientCapabilities":{}}}'
   elseif mode == "legacy" then
     headers["Accept"] = "application/json, text/event-stream"
     headers["MCP-Protocol-Version"] = "2025-11-25"
     headers["Mcp-Session-Id"] = session
-    params = '{"name":"' .. tool .. '","arguments":{}}'
+    params = '{"name":"' .. tool .. '","arguments":' .. arguments .. '}'
   elseif mode == "rpc" then
-    params = '{"name":"' .. tool .. '","arguments":{}}'
+    params = '{"name":"' .. tool .. '","arguments":' .. arguments .. '}'
   else
     error("unknown BENCH_MODE " .. mode)
   end
