@@ -12,7 +12,8 @@
 #      (scripts/mcp-tools.sh) and export SWITCHBOARD_MCP_TOOLS; Debian's
 #      chromium for the OAuth browser tests (installed as root when missing;
 #      an error under CI=true, a warning otherwise) and SWITCHBOARD_CHROMIUM
-#   5. the MCP benchmark in smoke mode (SMOKE=1 PROFILE=debug bench/mcp.sh)
+#   5. the benchmarks in smoke mode (SMOKE=1 PROFILE=debug bench/mcp.sh, then
+#      bench/gateway.sh)
 #   4. build, then run every test: `cargo nextest run --workspace --no-fail-fast`,
 #      or `cargo test --workspace --no-fail-fast` when cargo-nextest is not
 #      installed. (There are no doctests; nextest would not run them.)
@@ -229,6 +230,10 @@ if [ "$TEST_RC" -eq 0 ]; then end_stage ok; else end_stage "FAILED (exit $TEST_R
 # ---------------------------------------------------------------------------
 begin_stage "5. benchmark smoke (bench/mcp.sh)"
 SMOKE=1 PROFILE=debug ./bench/mcp.sh </dev/null
+end_stage ok
+
+begin_stage "5b. benchmark smoke (bench/gateway.sh)"
+SMOKE=1 PROFILE=debug ./bench/gateway.sh </dev/null
 end_stage ok
 
 exit "$TEST_RC"
