@@ -949,3 +949,114 @@ async fn connections_are_created_from_the_integration_catalog() {
         0
     );
 }
+
+fn test_upstream_bin() -> String {
+    std::path::PathBuf::from(common::BIN)
+        .with_file_name("switchboard-test-upstream")
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// Faults of a stdio upstream mid-call, with the test upstream's fault
+/// tools: killed during a call, exiting during a call, writing garbage to
+/// its stdout, answering over the size limit. Each gets a clear error, the
+/// next call gets a fresh child, and no zombie is left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stdio_upstream_that_dies_or_misbehaves_mid_call() {
+    let bin = test_upstream_bin();
+    let db = TestDb::new(Backend::Sqlite).await;
+    db.bootstrap("owner@alpha.test", "alpha");
+    let server = Server::start_with(
+        &db,
+        &[],
+        &[
+            ("SWITCHBOARD_GATEWAY__ALLOWED_COMMANDS", bin.as_str()),
+            ("SWITCHBOARD_GATEWAY__MAX_RESPONSE_BYTES", "65536"),
+        ],
+    );
+    let owner = Api::sign_in(&server, "owner@alpha.test", PASSWORD).await;
+    publish(
+        &owner,
+        json!({"slug": "fx", "name": "Fixture", "transport": "stdio", "command": bin, "args": ["stdio"]}),
+    )
+    .await;
+    grant_org(&owner, "fx").await;
+    let token = db.token("owner@alpha.test", "alpha", "personal", ALL_SCOPES);
+    let client = Mcp::at(&server.url("/mcp/servers/fx"), Some(&token));
+    let pid_of = |r: &common::Resp| {
+        message(r)["result"]["structuredContent"]["pid"]
+            .as_u64()
+            .unwrap() as u32
+    };
+    let first = pid_of(&client.call_2026("pid", json!({})).await);
+
+    // Killed while a call is in flight.
+    let url = server.url("/mcp/servers/fx");
+    let token2 = token.clone();
+    let hanging = tokio::spawn(async move {
+        Mcp::at(&url, Some(&token2))
+            .call_2026("hang", json!({"seconds": 30}))
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let _ = std::process::Command::new("kill")
+        .args(["-9", &first.to_string()])
+        .status();
+    let r = tokio::time::timeout(Duration::from_secs(10), hanging)
+        .await
+        .expect("the call ended")
+        .unwrap();
+    let m = message(&r);
+    assert_eq!(m["result"]["isError"], true, "{m}");
+    assert!(
+        text_of(&m).contains("closed the connection before answering"),
+        "{m}"
+    );
+    let second = pid_of(&client.call_2026("pid", json!({})).await);
+    assert_ne!(first, second, "a new child serves the next call");
+    std::thread::sleep(Duration::from_millis(300));
+    let status = std::fs::read_to_string(format!("/proc/{first}/status")).unwrap_or_default();
+    assert!(
+        !status.contains("zombie"),
+        "the killed child is a zombie: {status}"
+    );
+
+    // Exits by itself during a call.
+    let r = client.call_2026("crash", json!({})).await;
+    assert!(
+        text_of(&message(&r)).contains("closed the connection"),
+        "{:?}",
+        r.body
+    );
+    let third = pid_of(&client.call_2026("pid", json!({})).await);
+    assert_ne!(second, third);
+
+    // Garbage on its stdout: the call still ends clearly, and the next works.
+    let r = client.call_2026("garbage", json!({})).await;
+    let m = message(&r);
+    assert!(m["result"].is_object() || m["error"].is_object(), "{m}");
+    let r = client
+        .call_2026("echo", json!({"text": "after garbage"}))
+        .await;
+    assert_eq!(text_of(&message(&r)), "after garbage");
+
+    // Over the size limit: refused with the figures, the child keeps serving.
+    let r = client
+        .call_2026("big_output", json!({"bytes": 200_000}))
+        .await;
+    let text = text_of(&message(&r));
+    assert!(
+        text.contains("over the gateway's limit of 65536 bytes"),
+        "{text}"
+    );
+    let r = client
+        .call_2026("echo", json!({"text": "still here"}))
+        .await;
+    assert_eq!(text_of(&message(&r)), "still here");
+    let process = owner.get("/api/v1/connections/fx/process").await;
+    assert!(
+        process.body["starts"].as_u64().unwrap() >= 3,
+        "{:?}",
+        process.body
+    );
+}
