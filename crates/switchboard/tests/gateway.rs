@@ -1060,3 +1060,70 @@ async fn a_stdio_upstream_that_dies_or_misbehaves_mid_call() {
         process.body
     );
 }
+
+/// The catalog refreshes itself: on a schedule (a new connection's catalog
+/// is fetched without anyone asking), and when the upstream says its tool
+/// list changed (the new tool is listed shortly after, with no refresh
+/// call).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn catalogs_refresh_on_schedule_and_on_list_changed() {
+    let bin = test_upstream_bin();
+    let db = TestDb::new(Backend::Sqlite).await;
+    db.bootstrap("owner@alpha.test", "alpha");
+    let server = Server::start_with(
+        &db,
+        &[],
+        &[
+            ("SWITCHBOARD_GATEWAY__ALLOWED_COMMANDS", bin.as_str()),
+            ("SWITCHBOARD_GATEWAY__CATALOG_REFRESH_SECS", "1"),
+        ],
+    );
+    let owner = Api::sign_in(&server, "owner@alpha.test", PASSWORD).await;
+    let r = owner
+        .post(
+            "/api/v1/connections",
+            json!({"slug": "fx", "name": "Fixture", "transport": "stdio", "command": bin, "args": ["stdio"]}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    assert_eq!(r.body["tool_count"], 0);
+    grant_org(&owner, "fx").await;
+    // Scheduled: nobody refreshes, the catalog arrives.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let c = owner.get("/api/v1/connections/fx").await;
+        if c.body["tool_count"].as_u64().unwrap_or(0) > 5 {
+            assert_eq!(c.body["health"], "connected");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the catalog never arrived: {:?}",
+            c.body
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    // list_changed: the upstream adds a tool and says so.
+    let token = db.token("owner@alpha.test", "alpha", "personal", ALL_SCOPES);
+    let client = Mcp::at(&server.url("/mcp/servers/fx"), Some(&token));
+    let names = tool_names(&message(&client.stateless("tools/list", json!({})).await));
+    assert!(!names.contains(&"fresh_tool".to_owned()));
+    let r = client
+        .call_2026("add_tool", json!({"name": "fresh_tool"}))
+        .await;
+    assert_eq!(text_of(&message(&r)), "added fresh_tool");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let names = tool_names(&message(&client.stateless("tools/list", json!({})).await));
+        if names.contains(&"fresh_tool".to_owned()) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "fresh_tool never listed: {names:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let r = client.call_2026("fresh_tool", json!({})).await;
+    assert_eq!(text_of(&message(&r)), "fresh_tool ran");
+}
