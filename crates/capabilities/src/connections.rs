@@ -227,6 +227,23 @@ pub trait CallerChannel: Send + Sync {
     async fn request(&self, method: &str, params: Value) -> Result<Value, ForwardError>;
     /// Completes when the caller cancels its request.
     async fn cancelled(&self);
+    /// Whether the caller speaks 2026-07-28, where input-required results
+    /// go back to the caller; an earlier-era caller has them fulfilled on
+    /// its stream by the gateway (server-to-client requests) instead.
+    fn modern(&self) -> bool {
+        false
+    }
+    /// On a retry of an input-required request: the caller's
+    /// `inputResponses` and the upstream's own `requestState` (already
+    /// taken out of our sealed envelope).
+    fn retry(&self) -> Option<(Value, Option<String>)> {
+        None
+    }
+    /// The capabilities the caller's client declared (sampling, elicitation,
+    /// roots…), so an upstream asks only what the caller can answer.
+    fn client_capabilities(&self) -> Option<Value> {
+        None
+    }
 }
 
 /// Where the gateway's connections come from (implemented by the gateway).

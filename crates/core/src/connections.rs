@@ -1440,3 +1440,45 @@ impl Core {
         Ok(out)
     }
 }
+
+/// The purpose sealed into a relayed `requestState`.
+const REQUEST_STATE: &str = "mrtr.request-state";
+
+impl Core {
+    /// Wraps an upstream's `requestState` in our own sealed envelope bound
+    /// to `binding` (the caller, the connection and the request), so a
+    /// client sees only an opaque value it can neither read nor reuse
+    /// elsewhere.
+    pub fn seal_request_state(&self, binding: &str, upstream: &str) -> Result<String, CoreError> {
+        let sealed = self
+            .vault()?
+            .seal(REQUEST_STATE, binding, upstream.as_bytes())
+            .map_err(|e| CoreError::Internal(format!("sealing a request state: {e}")))?;
+        Ok(format!("{}.{}", sealed.key_id, sealed.blob))
+    }
+
+    /// Opens a `requestState` this server sealed for `binding`. Anything
+    /// else (changed, or issued to another caller, connection or request)
+    /// is refused.
+    pub fn open_request_state(&self, binding: &str, ours: &str) -> Result<String, CoreError> {
+        let refused = || {
+            CoreError::invalid(
+                "requestState",
+                "this requestState was not issued to you for this request (or was changed): send the request again without inputResponses and requestState",
+            )
+        };
+        let (key_id, blob) = ours.split_once('.').ok_or_else(refused)?;
+        let plain = self
+            .vault()?
+            .open(
+                REQUEST_STATE,
+                binding,
+                &switchboard_vault::Sealed {
+                    key_id: key_id.to_owned(),
+                    blob: blob.to_owned(),
+                },
+            )
+            .map_err(|_| refused())?;
+        String::from_utf8(plain.to_vec()).map_err(|_| refused())
+    }
+}

@@ -21,11 +21,12 @@ use rmcp::model::{
     ElicitRequestParams, ElicitResult, Implementation, ListRootsResult,
     LoggingMessageNotificationParam, ProgressNotificationParam,
 };
+use rmcp::service::ClientServiceExt;
 use rmcp::service::RequestContext;
 use rmcp::service::{NotificationContext, RunningService};
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
-use rmcp::{ClientHandler, Peer, RoleClient, ServiceExt};
+use rmcp::{ClientHandler, Peer, RoleClient};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use switchboard_capabilities::{CallerChannel, ForwardError};
@@ -553,7 +554,7 @@ impl UpstreamPool {
             "streamable_http" => {
                 let transport = self.http_transport(target, &creds)?;
                 let session = handler
-                    .serve(transport)
+                    .serve_with_lifecycle(transport, lifecycle())
                     .await
                     .map_err(|e| format!("could not connect to the upstream MCP server: {e}"))?;
                 Ok(Live {
@@ -661,7 +662,7 @@ impl UpstreamPool {
                 }
             });
         }
-        match handler.serve(child).await {
+        match handler.serve_with_lifecycle(child, lifecycle()).await {
             Ok(session) => Ok(Live {
                 session,
                 version: target.version,
@@ -762,6 +763,16 @@ impl UpstreamPool {
                 stop(old).await;
             }
         }
+    }
+}
+
+/// Upstream sessions speak 2026-07-28 when the upstream does (input
+/// required results pass through to callers of that era, and are
+/// fulfilled for earlier ones), else 2025-11-25.
+fn lifecycle() -> rmcp::service::ClientLifecycleMode {
+    rmcp::service::ClientLifecycleMode::Auto {
+        preferred_versions: vec![rmcp::model::ProtocolVersion::V_2026_07_28],
+        legacy_version: Some(rmcp::model::ProtocolVersion::V_2025_11_25),
     }
 }
 

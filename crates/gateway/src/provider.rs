@@ -28,6 +28,9 @@ struct Built {
     caps: Arc<ConnectionCapabilities>,
 }
 
+/// Input-required rounds fulfilled for an earlier-era caller, at most.
+const MAX_ROUNDS: usize = 10;
+
 /// The gateway's [`ConnectionSource`].
 pub struct GatewaySource {
     core: Core,
@@ -103,10 +106,65 @@ impl GatewaySource {
         Ok(caps)
     }
 
+    /// Sends a request upstream. An input-required answer goes back to a
+    /// 2026-07-28 caller as it is; for an earlier-era caller the gateway
+    /// asks the caller each input request on its stream and sends the
+    /// request again with the answers, for up to `MAX_ROUNDS` rounds.
+    async fn send(
+        &self,
+        connection: &ConnectionCapabilities,
+        method: &str,
+        mut params: Value,
+        channel: Option<Arc<dyn CallerChannel>>,
+    ) -> Result<Value, ForwardError> {
+        if let (Some(ch), Value::Object(p)) = (&channel, &mut params)
+            && let Some((responses, state)) = ch.retry()
+        {
+            p.insert("inputResponses".into(), responses);
+            match state {
+                Some(s) => p.insert("requestState".into(), json!(s)),
+                None => p.remove("requestState"),
+            };
+        }
+        for _ in 0..MAX_ROUNDS {
+            let v = self
+                .send_once(connection, method, params.clone(), channel.clone())
+                .await?;
+            let Some(ch) = channel.as_ref().filter(|c| !c.modern()) else {
+                return Ok(v);
+            };
+            if v.get("resultType").and_then(Value::as_str) != Some("input_required") {
+                return Ok(v);
+            }
+            let mut responses = serde_json::Map::new();
+            if let Some(Value::Object(requests)) = v.get("inputRequests") {
+                for (key, request) in requests {
+                    let m = request
+                        .get("method")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default();
+                    let p = request.get("params").cloned().unwrap_or_else(|| json!({}));
+                    responses.insert(key.clone(), ch.request(m, p).await?);
+                }
+            }
+            if let Value::Object(p) = &mut params {
+                p.insert("inputResponses".into(), Value::Object(responses));
+                match v.get("requestState") {
+                    Some(s) => p.insert("requestState".into(), s.clone()),
+                    None => p.remove("requestState"),
+                };
+            }
+        }
+        Err(ForwardError::Unavailable(format!(
+            "the upstream of '{}' kept asking for input after {MAX_ROUNDS} rounds",
+            connection.slug
+        )))
+    }
+
     /// Sends one request upstream, with the call timeout, and checks the
     /// answer's size. A session that broke is discarded so the next request
     /// starts a fresh one.
-    async fn send(
+    async fn send_once(
         &self,
         connection: &ConnectionCapabilities,
         method: &str,
@@ -145,12 +203,16 @@ impl GatewaySource {
             }
         };
         let answer = async {
-            let handle = peer
-                .send_request_with_option(
-                    request,
-                    PeerRequestOptions::with_timeout(settings.call_timeout),
+            let mut options = PeerRequestOptions::with_timeout(settings.call_timeout);
+            // The upstream asks only what the caller can answer.
+            if let Some(caps) = channel.as_ref().and_then(|c| c.client_capabilities())
+                && let Ok(meta) = serde_json::from_value::<rmcp::model::RequestMetaObject>(
+                    json!({"io.modelcontextprotocol/clientCapabilities": caps}),
                 )
-                .await?;
+            {
+                options = options.with_meta(meta);
+            }
+            let handle = peer.send_request_with_option(request, options).await?;
             if let Some(guard) = &relay {
                 guard.set_progress_token(&handle.progress_token);
             }

@@ -197,12 +197,36 @@ impl VirtualHandler {
         method: &str,
         params: &P,
     ) -> Result<R, ErrorData> {
+        let v = self
+            .relay_raw(ctx, method, params, PeerChannel::of(ctx))
+            .await?;
+        serde_json::from_value(wire::complete(v)).map_err(|e| {
+            tracing::warn!(method, error = %e, "an upstream answer did not decode");
+            ErrorData::internal_error(
+                format!("the upstream's answer to '{method}' is not valid MCP: {e}"),
+                None,
+            )
+        })
+    }
+
+    /// [`Self::relay`], the answer as it came.
+    async fn relay_raw<P: Serialize>(
+        &self,
+        ctx: &RequestContext<RoleServer>,
+        method: &str,
+        params: &P,
+        channel: Arc<dyn CallerChannel>,
+    ) -> Result<Value, ErrorData> {
         let mut params = serde_json::to_value(params)
             .map_err(|e| ErrorData::internal_error(format!("encoding the request: {e}"), None))?;
         // The caller's own `_meta` (its protocol era, capabilities, client
-        // info) describes its session with us, not ours with the upstream.
+        // info) describes its session with us, not ours with the upstream;
+        // answers and state of an input-required retry come through the
+        // channel, the state out of our envelope.
         if let Value::Object(m) = &mut params {
             m.remove("_meta");
+            m.remove("inputResponses");
+            m.remove("requestState");
         }
         let c = self.caller(ctx, method, None, params.clone())?;
         let conn = match self.served(&c).await? {
@@ -220,20 +244,30 @@ impl VirtualHandler {
             principal: &c.principal,
             meta: &c.meta,
         };
-        match self
-            .caps
-            .forward(cx, &conn, method, params, Some(PeerChannel::of(ctx)))
+        self.caps
+            .forward(cx, &conn, method, params, Some(channel))
             .await
-        {
-            Ok(v) => serde_json::from_value(wire::complete(v)).map_err(|e| {
-                tracing::warn!(method, error = %e, "an upstream answer did not decode");
-                ErrorData::internal_error(
-                    format!("the upstream's answer to '{method}' is not valid MCP: {e}"),
-                    None,
-                )
-            }),
-            Err(e) => Err(to_error(e)),
-        }
+            .map_err(to_error)
+    }
+
+    /// What binds a sealed request state: the caller, this server, the
+    /// request.
+    fn binding(ctx: &RequestContext<RoleServer>, what: &str) -> Result<String, ErrorData> {
+        let parts = ctx.extensions.get::<Parts>().ok_or_else(|| {
+            ErrorData::internal_error(
+                "the request reached the handler without its HTTP parts",
+                None,
+            )
+        })?;
+        let p = parts.extensions.get::<Principal>().ok_or_else(|| {
+            ErrorData::internal_error("the request reached the handler unauthenticated", None)
+        })?;
+        Ok(format!(
+            "{}|{}|{}|{what}",
+            p.account_id,
+            p.org_id,
+            parts.uri.path()
+        ))
     }
 
     /// Our answer to initialize and discover: the upstream's capabilities
@@ -297,10 +331,20 @@ struct PeerChannel {
     peer: rmcp::Peer<RoleServer>,
     progress_token: Option<Value>,
     cancelled: tokio_util::sync::CancellationToken,
+    modern: bool,
+    retry: Option<(Value, Option<String>)>,
+    client_capabilities: Option<Value>,
 }
 
 impl PeerChannel {
     fn of(ctx: &RequestContext<RoleServer>) -> Arc<dyn CallerChannel> {
+        Self::with_retry(ctx, None)
+    }
+
+    fn with_retry(
+        ctx: &RequestContext<RoleServer>,
+        retry: Option<(Value, Option<String>)>,
+    ) -> Arc<dyn CallerChannel> {
         Arc::new(PeerChannel {
             peer: ctx.peer.clone(),
             progress_token: ctx
@@ -308,8 +352,67 @@ impl PeerChannel {
                 .get_progress_token()
                 .and_then(|t| serde_json::to_value(t).ok()),
             cancelled: ctx.ct.clone(),
+            modern: is_modern(ctx),
+            retry,
+            client_capabilities: ctx
+                .meta
+                .client_capabilities()
+                .or_else(|| ctx.peer.peer_info().map(|i| i.capabilities.clone()))
+                .and_then(|c| serde_json::to_value(c).ok()),
         })
     }
+}
+
+/// Whether the caller's request is of the 2026-07-28 era.
+fn is_modern(ctx: &RequestContext<RoleServer>) -> bool {
+    ctx.protocol_version()
+        .is_some_and(|v| v.as_str() >= rmcp::model::ProtocolVersion::V_2026_07_28.as_str())
+}
+
+/// An input-required answer from the upstream, for a 2026-07-28 caller:
+/// the upstream's `requestState` goes back inside our sealed envelope,
+/// bound to `binding`.
+fn input_required(
+    core: &switchboard_core::Core,
+    binding: &str,
+    mut v: Value,
+) -> Result<Option<rmcp::model::InputRequiredResult>, ErrorData> {
+    if v.get("resultType").and_then(Value::as_str) != Some("input_required") {
+        return Ok(None);
+    }
+    if let Some(state) = v.get("requestState").and_then(Value::as_str) {
+        let sealed = core.seal_request_state(binding, state).map_err(|e| {
+            tracing::error!(error = %e, "could not seal a request state");
+            ErrorData::internal_error("the server could not protect the request state", None)
+        })?;
+        v["requestState"] = json!(sealed);
+    }
+    serde_json::from_value(v).map(Some).map_err(|e| {
+        ErrorData::internal_error(format!("the upstream's input-required result: {e}"), None)
+    })
+}
+
+/// A retry of an input-required request: the caller's answers, and the
+/// upstream's state taken out of our envelope (refused when it was not
+/// issued for `binding`).
+fn retry_of(
+    core: &switchboard_core::Core,
+    binding: &str,
+    responses: &Option<rmcp::model::InputResponses>,
+    state: &Option<String>,
+) -> Result<Option<(Value, Option<String>)>, ErrorData> {
+    if responses.is_none() && state.is_none() {
+        return Ok(None);
+    }
+    let upstream = match state {
+        Some(ours) => Some(core.open_request_state(binding, ours).map_err(|e| {
+            ErrorData::invalid_params(e.to_string(), Some(json!({"requestState": ours})))
+        })?),
+        None => None,
+    };
+    let answers =
+        serde_json::to_value(responses.clone().unwrap_or_default()).unwrap_or_else(|_| json!({}));
+    Ok(Some((answers, upstream)))
 }
 
 #[async_trait::async_trait]
@@ -356,6 +459,18 @@ impl CallerChannel for PeerChannel {
 
     async fn cancelled(&self) {
         self.cancelled.cancelled().await;
+    }
+
+    fn modern(&self) -> bool {
+        self.modern
+    }
+
+    fn retry(&self) -> Option<(Value, Option<String>)> {
+        self.retry.clone()
+    }
+
+    fn client_capabilities(&self) -> Option<Value> {
+        self.client_capabilities.clone()
     }
 }
 
@@ -481,8 +596,21 @@ impl ServerHandler for VirtualHandler {
             principal: &c.principal,
             meta: &c.meta,
         };
-        let channel = PeerChannel::of(&context);
+        let binding = Self::binding(&context, &format!("tools/call|{}", request.name))?;
+        let core = self.caps.core();
+        let retry = retry_of(
+            core,
+            &binding,
+            &request.input_responses,
+            &request.request_state,
+        )?;
+        let channel = PeerChannel::with_retry(&context, retry);
         let outcome = self.caps.call_relayed(ctx, &id, args, Some(channel)).await;
+        if let switchboard_capabilities::CallOutcome::Relayed(v) = &outcome
+            && let Some(r) = input_required(core, &binding, v.clone())?
+        {
+            return Ok(r.into());
+        }
         wire::tool_result(outcome).map(Into::into)
     }
 
@@ -531,7 +659,31 @@ impl ServerHandler for VirtualHandler {
         request: GetPromptRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, ErrorData> {
-        let r: GetPromptResult = self.relay(&context, "prompts/get", &request).await?;
+        let binding = Self::binding(&context, &format!("prompts/get|{}", request.name))?;
+        let core = self.caps.core();
+        let retry = retry_of(
+            core,
+            &binding,
+            &request.input_responses,
+            &request.request_state,
+        )?;
+        let v = self
+            .relay_raw(
+                &context,
+                "prompts/get",
+                &request,
+                PeerChannel::with_retry(&context, retry),
+            )
+            .await?;
+        if let Some(r) = input_required(core, &binding, v.clone())? {
+            return Ok(r.into());
+        }
+        let r: GetPromptResult = serde_json::from_value(wire::complete(v)).map_err(|e| {
+            ErrorData::internal_error(
+                format!("the upstream's answer to 'prompts/get' is not valid MCP: {e}"),
+                None,
+            )
+        })?;
         Ok(r.into())
     }
 
@@ -559,10 +711,16 @@ impl ServerHandler for VirtualHandler {
         request: rmcp::model::SubscribeRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
-        let _: Value = self
-            .relay(&context, "resources/subscribe", &request)
-            .await?;
-        Ok(())
+        match self
+            .relay::<_, Value>(&context, "resources/subscribe", &request)
+            .await
+        {
+            // A 2026-07-28 upstream has no resources/subscribe (it offers
+            // subscriptions/listen): the subscription is acknowledged here,
+            // and no update reaches this caller.
+            Err(e) if e.code == ErrorCode::METHOD_NOT_FOUND => Ok(()),
+            other => other.map(|_| ()),
+        }
     }
 
     #[allow(deprecated)]
@@ -571,10 +729,13 @@ impl ServerHandler for VirtualHandler {
         request: rmcp::model::UnsubscribeRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
-        let _: Value = self
-            .relay(&context, "resources/unsubscribe", &request)
-            .await?;
-        Ok(())
+        match self
+            .relay::<_, Value>(&context, "resources/unsubscribe", &request)
+            .await
+        {
+            Err(e) if e.code == ErrorCode::METHOD_NOT_FOUND => Ok(()),
+            other => other.map(|_| ()),
+        }
     }
 
     /// Upstream tools have no `x-mcp-header` parameters we vouch for.

@@ -32,6 +32,107 @@ pub struct Shared {
     subscriptions: Mutex<BTreeSet<String>>,
     /// Tools added with `add_tool`.
     added: Mutex<Vec<String>>,
+    /// requestState handles issued, and the round each stands for. The
+    /// state a client echoes is only a handle: a handle we did not issue
+    /// (tampered) is refused.
+    states: Mutex<std::collections::HashMap<String, String>>,
+    next_state: std::sync::atomic::AtomicU64,
+}
+
+impl Shared {
+    fn issue_state(&self, round: &str) -> String {
+        let n = self
+            .next_state
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let handle = format!("st-{n}-{}", std::process::id());
+        if let Ok(mut m) = self.states.lock() {
+            m.insert(handle.clone(), round.to_owned());
+        }
+        handle
+    }
+
+    /// The round a handle stands for; `Err` when we never issued it.
+    fn check_state(&self, handle: &str) -> Result<String, ErrorData> {
+        self.states
+            .lock()
+            .ok()
+            .and_then(|m| m.get(handle).cloned())
+            .ok_or_else(|| {
+                ErrorData::invalid_params(
+                    "the requestState failed its integrity check (it was not issued by this server)",
+                    Some(json!({"requestState": handle})),
+                )
+            })
+    }
+}
+
+/// An input request: `(key, method, params)`.
+type Ask = (&'static str, &'static str, Value);
+
+fn input_required(asks: Vec<Ask>, state: Option<String>) -> Result<Value, ErrorData> {
+    let mut requests = serde_json::Map::new();
+    for (key, method, params) in asks {
+        requests.insert(key.to_owned(), json!({"method": method, "params": params}));
+    }
+    let mut v = json!({"resultType": "input_required", "inputRequests": requests});
+    if let Some(s) = state {
+        v["requestState"] = json!(s);
+    }
+    Ok(v)
+}
+
+fn name_question(message: &str, field: &str) -> Value {
+    json!({"message": message, "requestedSchema": {"type": "object",
+        "properties": {field: {"type": "string"}}, "required": [field]}})
+}
+
+/// A response the client gave for `key`, if it is an object.
+fn answer<'a>(
+    responses: &'a Option<rmcp::model::InputResponses>,
+    key: &str,
+) -> Option<&'a serde_json::Map<String, Value>> {
+    responses.as_ref()?.get(key)?.as_object()
+}
+
+/// The elicitation a tool asks for, and the label of its answer.
+fn elicitation_params(name: &str, args: &serde_json::Map<String, Value>) -> (Value, &'static str) {
+    match name {
+        "test_elicitation_sep1034_defaults" => (
+            json!({"message": "Please review and update the form fields with defaults", "requestedSchema": {"type": "object", "properties": {
+                "name": {"type": "string", "description": "User name", "default": "John Doe"},
+                "age": {"type": "integer", "description": "User age", "default": 30},
+                "score": {"type": "number", "description": "User score", "default": 95.5},
+                "status": {"type": "string", "description": "User status", "enum": ["active", "inactive", "pending"], "default": "active"},
+                "verified": {"type": "boolean", "description": "Verification status", "default": true}}}}),
+            "Elicitation completed",
+        ),
+        "test_elicitation_sep1330_enums" => (
+            json!({"message": "Please select options from the enum fields", "requestedSchema": {"type": "object", "properties": {
+                "untitledSingle": {"type": "string", "description": "Select one option", "enum": ["option1", "option2", "option3"]},
+                "titledSingle": {"type": "string", "description": "Select one option with titles", "oneOf": [
+                    {"const": "value1", "title": "First Option"}, {"const": "value2", "title": "Second Option"}, {"const": "value3", "title": "Third Option"}]},
+                "legacyEnum": {"type": "string", "description": "Select one option (legacy)", "enum": ["opt1", "opt2", "opt3"], "enumNames": ["Option One", "Option Two", "Option Three"]},
+                "untitledMulti": {"type": "array", "description": "Select multiple options", "minItems": 1, "maxItems": 3, "items": {"type": "string", "enum": ["option1", "option2", "option3"]}},
+                "titledMulti": {"type": "array", "description": "Select multiple options with titles", "minItems": 1, "maxItems": 3, "items": {"anyOf": [
+                    {"const": "value1", "title": "First Choice"}, {"const": "value2", "title": "Second Choice"}, {"const": "value3", "title": "Third Choice"}]}}}}}),
+            "Elicitation completed",
+        ),
+        _ => (
+            json!({"message": args.get("message").and_then(Value::as_str).unwrap_or_default(), "requestedSchema": {"type": "object", "properties": {
+                "username": {"type": "string", "description": "User's response"},
+                "email": {"type": "string", "description": "User's email address"}},
+                "required": ["username", "email"]}}),
+            "User response",
+        ),
+    }
+}
+
+/// Whether this request comes in the 2026-07-28 era (every such request
+/// carries its protocol version in `_meta`).
+fn modern(ctx: &RequestContext<RoleServer>) -> bool {
+    ctx.meta
+        .protocol_version()
+        .is_some_and(|v| v.as_str() >= "2026-07-28")
 }
 
 #[derive(Clone)]
@@ -144,6 +245,47 @@ impl Fixture {
                     "additionalProperties": false
                 }),
             ),
+            // Input-required results (2026-07-28).
+            tool(
+                "test_input_required_result_elicitation",
+                "Asks for a name, then greets",
+                no_args(),
+            ),
+            tool(
+                "test_input_required_result_sampling",
+                "Asks the client's model a question",
+                no_args(),
+            ),
+            tool(
+                "test_input_required_result_list_roots",
+                "Asks for the client's roots",
+                no_args(),
+            ),
+            tool(
+                "test_input_required_result_request_state",
+                "Asks for a confirmation, with state",
+                no_args(),
+            ),
+            tool(
+                "test_input_required_result_multiple_inputs",
+                "Asks three things at once",
+                no_args(),
+            ),
+            tool(
+                "test_input_required_result_multi_round",
+                "Asks in two rounds",
+                no_args(),
+            ),
+            tool(
+                "test_input_required_result_tampered_state",
+                "Refuses a requestState it did not issue",
+                no_args(),
+            ),
+            tool(
+                "test_input_required_result_capabilities",
+                "Asks only what the client can answer",
+                no_args(),
+            ),
             // The gateway's own test tools.
             tool(
                 "echo",
@@ -200,8 +342,12 @@ impl Fixture {
         };
         Ok(match name {
             "test_simple_text" => text("This is a simple text response for testing."),
-            "test_image_content" => json!({"content": [{"type": "image", "data": PNG, "mimeType": "image/png"}]}),
-            "test_audio_content" => json!({"content": [{"type": "audio", "data": WAV, "mimeType": "audio/wav"}]}),
+            "test_image_content" => {
+                json!({"content": [{"type": "image", "data": PNG, "mimeType": "image/png"}]})
+            }
+            "test_audio_content" => {
+                json!({"content": [{"type": "audio", "data": WAV, "mimeType": "audio/wav"}]})
+            }
             "test_embedded_resource" => json!({"content": [{"type": "resource", "resource": {
                 "uri": "test://embedded-resource", "mimeType": "text/plain",
                 "text": "This is an embedded resource content."}}]}),
@@ -212,9 +358,13 @@ impl Fixture {
                     "mimeType": "application/json", "text": "{\"test\":\"data\",\"value\":123}"}}
             ]}),
             "test_tool_with_logging" => {
-                for (i, message) in ["Tool execution started", "Tool processing data", "Tool execution completed"]
-                    .into_iter()
-                    .enumerate()
+                for (i, message) in [
+                    "Tool execution started",
+                    "Tool processing data",
+                    "Tool execution completed",
+                ]
+                .into_iter()
+                .enumerate()
                 {
                     if i > 0 {
                         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -237,14 +387,18 @@ impl Fixture {
                     if let Some(t) = &token {
                         let _ = ctx
                             .peer
-                            .notify_progress(decode(json!({"progressToken": t, "progress": progress, "total": 100}))?)
+                            .notify_progress(decode(
+                                json!({"progressToken": t, "progress": progress, "total": 100}),
+                            )?)
                             .await;
                     }
                 }
                 text("Tool with progress executed successfully")
             }
             "test_sampling" => {
-                let params = decode(json!({"messages": [{"role": "user", "content": {"type": "text", "text": arg("prompt")}}], "maxTokens": 100}))?;
+                let params = decode(
+                    json!({"messages": [{"role": "user", "content": {"type": "text", "text": arg("prompt")}}], "maxTokens": 100}),
+                )?;
                 match ctx.peer.create_message(params).await {
                     Ok(r) => {
                         let v = serde_json::to_value(&r).unwrap_or_default();
@@ -255,35 +409,16 @@ impl Fixture {
                             .to_owned();
                         text(&format!("LLM response: {answer}"))
                     }
-                    Err(e) => json!({"isError": true, "content": [{"type": "text", "text": format!("sampling failed: {e}")}]}),
+                    Err(e) => {
+                        json!({"isError": true, "content": [{"type": "text", "text": format!("sampling failed: {e}")}]})
+                    }
                 }
             }
-            "test_elicitation" => {
-                self.elicit(ctx, json!({"message": arg("message"), "requestedSchema": {"type": "object", "properties": {
-                    "username": {"type": "string", "description": "User's response"},
-                    "email": {"type": "string", "description": "User's email address"}},
-                    "required": ["username", "email"]}}), "User response")
-                    .await?
-            }
-            "test_elicitation_sep1034_defaults" => {
-                self.elicit(ctx, json!({"message": "Please review and update the form fields with defaults", "requestedSchema": {"type": "object", "properties": {
-                    "name": {"type": "string", "description": "User name", "default": "John Doe"},
-                    "age": {"type": "integer", "description": "User age", "default": 30},
-                    "score": {"type": "number", "description": "User score", "default": 95.5},
-                    "status": {"type": "string", "description": "User status", "enum": ["active", "inactive", "pending"], "default": "active"},
-                    "verified": {"type": "boolean", "description": "Verification status", "default": true}}}}), "Elicitation completed")
-                    .await?
-            }
-            "test_elicitation_sep1330_enums" => {
-                self.elicit(ctx, json!({"message": "Please select options from the enum fields", "requestedSchema": {"type": "object", "properties": {
-                    "untitledSingle": {"type": "string", "description": "Select one option", "enum": ["option1", "option2", "option3"]},
-                    "titledSingle": {"type": "string", "description": "Select one option with titles", "oneOf": [
-                        {"const": "value1", "title": "First Option"}, {"const": "value2", "title": "Second Option"}, {"const": "value3", "title": "Third Option"}]},
-                    "legacyEnum": {"type": "string", "description": "Select one option (legacy)", "enum": ["opt1", "opt2", "opt3"], "enumNames": ["Option One", "Option Two", "Option Three"]},
-                    "untitledMulti": {"type": "array", "description": "Select multiple options", "minItems": 1, "maxItems": 3, "items": {"type": "string", "enum": ["option1", "option2", "option3"]}},
-                    "titledMulti": {"type": "array", "description": "Select multiple options with titles", "minItems": 1, "maxItems": 3, "items": {"anyOf": [
-                        {"const": "value1", "title": "First Choice"}, {"const": "value2", "title": "Second Choice"}, {"const": "value3", "title": "Third Choice"}]}}}}}), "Elicitation completed")
-                    .await?
+            "test_elicitation"
+            | "test_elicitation_sep1034_defaults"
+            | "test_elicitation_sep1330_enums" => {
+                let (params, label) = elicitation_params(name, args);
+                self.elicit(ctx, params, label).await?
             }
             "json_schema_2020_12_tool" => text("received"),
             "echo" => {
@@ -291,7 +426,10 @@ impl Fixture {
                 json!({"content": [{"type": "text", "text": t}], "structuredContent": {"text": t}})
             }
             "hang" => {
-                let secs = args.get("seconds").and_then(Value::as_f64).unwrap_or(3600.0);
+                let secs = args
+                    .get("seconds")
+                    .and_then(Value::as_f64)
+                    .unwrap_or(3600.0);
                 tokio::select! {
                     () = tokio::time::sleep(Duration::from_secs_f64(secs.max(0.0))) => text("woke up"),
                     () = ctx.ct.cancelled() => text("cancelled"),
@@ -304,7 +442,9 @@ impl Fixture {
             }
             "garbage" => {
                 if !self.stdio {
-                    return Ok(json!({"isError": true, "content": [{"type": "text", "text": "garbage works over stdio only"}]}));
+                    return Ok(
+                        json!({"isError": true, "content": [{"type": "text", "text": "garbage works over stdio only"}]}),
+                    );
                 }
                 // Straight to the process's stdout, between two messages.
                 use std::io::Write;
@@ -317,7 +457,9 @@ impl Fixture {
                 let v = std::env::var(arg("name")).ok();
                 json!({"content": [{"type": "text", "text": v.clone().unwrap_or_default()}], "structuredContent": {"value": v}})
             }
-            "pid" => json!({"content": [{"type": "text", "text": std::process::id().to_string()}], "structuredContent": {"pid": std::process::id()}}),
+            "pid" => {
+                json!({"content": [{"type": "text", "text": std::process::id().to_string()}], "structuredContent": {"pid": std::process::id()}})
+            }
             "add_tool" => {
                 let n = arg("name");
                 if let Ok(mut added) = self.shared.added.lock()
@@ -329,14 +471,241 @@ impl Fixture {
                 text(&format!("added {n}"))
             }
             other => {
-                let added = self.shared.added.lock().map(|a| a.iter().any(|n| n == other)).unwrap_or(false);
+                let added = self
+                    .shared
+                    .added
+                    .lock()
+                    .map(|a| a.iter().any(|n| n == other))
+                    .unwrap_or(false);
                 if added {
                     text(&format!("{other} ran"))
                 } else {
-                    return Err(ErrorData::invalid_params(format!("unknown tool '{other}'"), None));
+                    return Err(ErrorData::invalid_params(
+                        format!("unknown tool '{other}'"),
+                        None,
+                    ));
                 }
             }
         })
+    }
+
+    /// The input-required tools, and (for a 2026-07-28 request) the tools
+    /// that would otherwise send a server-to-client request. `None`: not
+    /// one of them.
+    fn input_required_tool(
+        &self,
+        request: &CallToolRequestParams,
+        ctx: &RequestContext<RoleServer>,
+    ) -> Result<Option<Value>, ErrorData> {
+        let r = &request.input_responses;
+        let state = request.request_state.as_deref();
+        let greet = |key: &str, field: &str| {
+            answer(r, key)
+                .and_then(|a| a.get("content"))
+                .and_then(|c| c.get(field))
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        };
+        let sampled = |key: &str| {
+            answer(r, key).and_then(|a| {
+                a.get("content")
+                    .and_then(|c| {
+                        c.get("text")
+                            .or_else(|| c.get(0).and_then(|x| x.get("text")))
+                    })
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+            })
+        };
+        let confirm = || {
+            json!({"message": "Please confirm", "requestedSchema": {"type": "object",
+                "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}})
+        };
+        let v = match request.name.as_ref() {
+            "test_input_required_result_elicitation" => match greet("user_name", "name") {
+                Some(name) => text(&format!("Hello, {name}!")),
+                None => input_required(
+                    vec![(
+                        "user_name",
+                        "elicitation/create",
+                        name_question("What is your name?", "name"),
+                    )],
+                    None,
+                )?,
+            },
+            "test_input_required_result_sampling" => match sampled("capital_question") {
+                Some(answer) => text(&format!("The model said: {answer}")),
+                None => input_required(
+                    vec![(
+                        "capital_question",
+                        "sampling/createMessage",
+                        json!({"messages": [{"role": "user", "content": {"type": "text", "text": "What is the capital of France?"}}], "maxTokens": 100}),
+                    )],
+                    None,
+                )?,
+            },
+            "test_input_required_result_list_roots" => {
+                match answer(r, "client_roots")
+                    .and_then(|a| a.get("roots"))
+                    .and_then(Value::as_array)
+                {
+                    Some(roots) => {
+                        let uris: Vec<&str> = roots
+                            .iter()
+                            .filter_map(|x| x.get("uri").and_then(Value::as_str))
+                            .collect();
+                        text(&format!("Roots: {}", uris.join(", ")))
+                    }
+                    None => input_required(vec![("client_roots", "roots/list", json!({}))], None)?,
+                }
+            }
+            "test_input_required_result_request_state"
+            | "test_input_required_result_tampered_state" => {
+                if let Some(s) = state {
+                    self.shared.check_state(s)?;
+                }
+                match (state, answer(r, "confirm")) {
+                    (Some(_), Some(_)) => text("Confirmed: state-ok"),
+                    _ => input_required(
+                        vec![("confirm", "elicitation/create", confirm())],
+                        Some(self.shared.issue_state("confirm")),
+                    )?,
+                }
+            }
+            "test_input_required_result_multiple_inputs" => {
+                if let Some(s) = state {
+                    self.shared.check_state(s)?;
+                }
+                let all = ["user_name", "greeting", "client_roots"]
+                    .iter()
+                    .all(|k| answer(r, k).is_some());
+                if all && state.is_some() {
+                    text(&format!(
+                        "Got all three: name {}",
+                        greet("user_name", "name").unwrap_or_default()
+                    ))
+                } else {
+                    input_required(
+                        vec![
+                            (
+                                "user_name",
+                                "elicitation/create",
+                                name_question("What is your name?", "name"),
+                            ),
+                            (
+                                "greeting",
+                                "sampling/createMessage",
+                                json!({"messages": [{"role": "user", "content": {"type": "text", "text": "Generate a greeting"}}], "maxTokens": 50}),
+                            ),
+                            ("client_roots", "roots/list", json!({})),
+                        ],
+                        Some(self.shared.issue_state("multiple")),
+                    )?
+                }
+            }
+            "test_input_required_result_multi_round" => {
+                let round = match state {
+                    Some(s) => self.shared.check_state(s)?,
+                    None => String::new(),
+                };
+                match (
+                    round.as_str(),
+                    greet("step1", "name"),
+                    greet("step2", "color"),
+                ) {
+                    ("step2", _, Some(color)) => {
+                        text(&format!("All steps done: favorite color {color}"))
+                    }
+                    ("step1", Some(_), _) | ("step2", _, None) => input_required(
+                        vec![(
+                            "step2",
+                            "elicitation/create",
+                            name_question("Step 2: What is your favorite color?", "color"),
+                        )],
+                        Some(self.shared.issue_state("step2")),
+                    )?,
+                    _ => input_required(
+                        vec![(
+                            "step1",
+                            "elicitation/create",
+                            name_question("Step 1: What is your name?", "name"),
+                        )],
+                        Some(self.shared.issue_state("step1")),
+                    )?,
+                }
+            }
+            "test_input_required_result_capabilities" => {
+                let meta = serde_json::to_value(&ctx.meta).unwrap_or_default();
+                let declared = &meta["io.modelcontextprotocol/clientCapabilities"];
+                if r.is_some() {
+                    text("Thanks")
+                } else {
+                    let mut asks: Vec<Ask> = Vec::new();
+                    if declared.get("sampling").is_some() {
+                        asks.push((
+                            "question",
+                            "sampling/createMessage",
+                            json!({"messages": [{"role": "user", "content": {"type": "text", "text": "Say hello"}}], "maxTokens": 20}),
+                        ));
+                    }
+                    if declared.get("elicitation").is_some() {
+                        asks.push((
+                            "user_name",
+                            "elicitation/create",
+                            name_question("What is your name?", "name"),
+                        ));
+                    }
+                    if asks.is_empty() {
+                        text("The client can answer nothing, so nothing was asked")
+                    } else {
+                        input_required(asks, None)?
+                    }
+                }
+            }
+            // 2026-07-28 forbids server-to-client requests: the same
+            // question comes back as an input request instead.
+            "test_elicitation"
+            | "test_elicitation_sep1034_defaults"
+            | "test_elicitation_sep1330_enums"
+                if modern(ctx) =>
+            {
+                let (params, label) = elicitation_params(
+                    &request.name,
+                    &request.arguments.clone().unwrap_or_default(),
+                );
+                match answer(r, "elicitation") {
+                    Some(a) => {
+                        let action = a.get("action").and_then(Value::as_str).unwrap_or("unknown");
+                        let content = a.get("content").cloned().unwrap_or(Value::Null);
+                        text(&format!("{label}: action={action}, content={content}"))
+                    }
+                    None => {
+                        input_required(vec![("elicitation", "elicitation/create", params)], None)?
+                    }
+                }
+            }
+            "test_sampling" if modern(ctx) => match sampled("sampling") {
+                Some(answer) => text(&format!("LLM response: {answer}")),
+                None => {
+                    let prompt = request
+                        .arguments
+                        .as_ref()
+                        .and_then(|a| a.get("prompt"))
+                        .cloned()
+                        .unwrap_or(json!(""));
+                    input_required(
+                        vec![(
+                            "sampling",
+                            "sampling/createMessage",
+                            json!({"messages": [{"role": "user", "content": {"type": "text", "text": prompt}}], "maxTokens": 100}),
+                        )],
+                        None,
+                    )?
+                }
+            },
+            _ => return Ok(None),
+        };
+        Ok(Some(v))
     }
 
     async fn elicit(
@@ -394,7 +763,14 @@ impl ServerHandler for Fixture {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let args = request.arguments.clone().unwrap_or_default();
-        let v = self.call(&request.name, &args, &context).await?;
+        let v = match self.input_required_tool(&request, &context)? {
+            Some(v) => v,
+            None => self.call(&request.name, &args, &context).await?,
+        };
+        if v["resultType"] == "input_required" {
+            let r: rmcp::model::InputRequiredResult = decode(v)?;
+            return Ok(r.into());
+        }
         let r: CallToolResult = result(v)?;
         Ok(r.into())
     }
@@ -489,7 +865,8 @@ impl ServerHandler for Fixture {
                 {"name": "arg2", "description": "Second test argument", "required": true}]},
             {"name": "test_prompt_with_embedded_resource", "description": "A prompt that embeds a resource", "arguments": [
                 {"name": "resourceUri", "description": "URI of the resource to embed", "required": true}]},
-            {"name": "test_prompt_with_image", "description": "A prompt with an image"}
+            {"name": "test_prompt_with_image", "description": "A prompt with an image"},
+            {"name": "test_input_required_result_prompt", "description": "A prompt that asks for context first"}
         ]}))
     }
 
@@ -519,6 +896,30 @@ impl ServerHandler for Fixture {
             "test_prompt_with_image" => json!({"messages": [
                 {"role": "user", "content": {"type": "image", "data": PNG, "mimeType": "image/png"}},
                 {"role": "user", "content": {"type": "text", "text": "Please analyze the image above."}}]}),
+            "test_input_required_result_prompt" => {
+                match answer(&request.input_responses, "user_context")
+                    .and_then(|a| a.get("content"))
+                    .and_then(|c| c.get("context"))
+                    .and_then(Value::as_str)
+                {
+                    Some(context) => {
+                        json!({"messages": [{"role": "user", "content": {"type": "text",
+                        "text": format!("Use this context: {context}")}}]})
+                    }
+                    None => {
+                        let v = input_required(
+                            vec![(
+                                "user_context",
+                                "elicitation/create",
+                                name_question("What context should the prompt use?", "context"),
+                            )],
+                            None,
+                        )?;
+                        let r: rmcp::model::InputRequiredResult = decode(v)?;
+                        return Ok(r.into());
+                    }
+                }
+            }
             other => {
                 return Err(ErrorData::invalid_params(
                     format!("unknown prompt '{other}'"),
