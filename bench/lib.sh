@@ -10,7 +10,7 @@ PIDS=()      # every process we started and have not stopped yet
 
 say() { printf '%s\n' "$*" >&2; }
 die() {
-  say "bench/mcp.sh: $*"
+  say "$(basename "$0"): $*"
   exit 2
 }
 

@@ -341,6 +341,22 @@ fn check_env(name: &str, value: &str) -> Result<(), CoreError> {
     Ok(())
 }
 
+/// Whether a stdio connection may run `command` with `args`: a command on
+/// the operator's allow-list (any arguments), or exactly the command line of
+/// an integration from the shipped catalog (its pinned package), possibly
+/// followed by the entry's own extra arguments.
+pub fn stdio_command_allowed(
+    allowed: &[String],
+    catalog: &[(String, Vec<String>)],
+    command: &str,
+    args: &[String],
+) -> bool {
+    allowed.iter().any(|c| c == command)
+        || catalog
+            .iter()
+            .any(|(c, base)| c == command && args.starts_with(base))
+}
+
 /// The shape every connection must have after a change.
 struct Shape<'a> {
     transport: &'a str,
@@ -388,12 +404,12 @@ impl Core {
                         "a stdio connection needs a command from the operator's allow-list",
                     ));
                 };
-                if !self
-                    .config
-                    .gateway_allowed_commands
-                    .iter()
-                    .any(|c| c == cmd)
-                {
+                if !stdio_command_allowed(
+                    &self.config.gateway_allowed_commands,
+                    &self.config.gateway_catalog_commands,
+                    cmd,
+                    s.args,
+                ) {
                     let allowed = if self.config.gateway_allowed_commands.is_empty() {
                         "the operator has allowed none (gateway.allowed_commands)".to_owned()
                     } else {
@@ -405,7 +421,7 @@ impl Core {
                     return Err(CoreError::invalid(
                         "command",
                         format!(
-                            "'{cmd}' is not on the operator's allow-list of commands ({allowed}); stdio servers run on a host every org shares"
+                            "'{cmd}' is not on the operator's allow-list of commands ({allowed}), nor the command line of an integration from the catalog (POST /api/v1/connections/from-integration); stdio servers run on a host every org shares"
                         ),
                     ));
                 }

@@ -56,6 +56,9 @@ pub struct CoreConfig {
     pub oauth: oauth::OAuthConfig,
     /// Commands a stdio connection may run (the operator's allow-list).
     pub gateway_allowed_commands: Vec<String>,
+    /// The command lines (command, pinned arguments) of the shipped
+    /// integration catalog's stdio entries: allowed without the allow-list.
+    pub gateway_catalog_commands: Vec<(String, Vec<String>)>,
 }
 
 impl Default for CoreConfig {
@@ -72,6 +75,7 @@ impl Default for CoreConfig {
             public_url: "http://127.0.0.1:8080".to_owned(),
             oauth: oauth::OAuthConfig::default(),
             gateway_allowed_commands: Vec::new(),
+            gateway_catalog_commands: Vec::new(),
         }
     }
 }

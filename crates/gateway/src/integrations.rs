@@ -287,6 +287,17 @@ pub fn builtin() -> &'static [Integration] {
 }
 
 /// The built-in entry with this id.
+/// The command lines (command and pinned arguments) of the catalog's
+/// stdio entries, which org admins may run without the operator listing
+/// the command.
+pub fn catalog_command_lines() -> Vec<(String, Vec<String>)> {
+    builtin()
+        .iter()
+        .filter(|e| e.transport == Transport::Stdio)
+        .filter_map(|e| Some((e.command.clone()?, e.args.clone())))
+        .collect()
+}
+
 pub fn find(id: &str) -> Option<&'static Integration> {
     builtin().iter().find(|entry| entry.id == id)
 }

@@ -56,6 +56,8 @@ pub struct PoolSettings {
     pub max_response_bytes: usize,
     /// Commands stdio connections may run (checked again at every start).
     pub allowed_commands: Vec<String>,
+    /// The catalog's stdio command lines, allowed as they are.
+    pub catalog_commands: Vec<(String, Vec<String>)>,
     /// Variables of the server's own environment a child gets (never
     /// `SWITCHBOARD_*`); everything else is cleared.
     pub inherit_env: Vec<String>,
@@ -72,6 +74,7 @@ impl Default for PoolSettings {
             call_timeout: Duration::from_secs(60),
             max_response_bytes: 4 * 1024 * 1024,
             allowed_commands: Vec::new(),
+            catalog_commands: Vec::new(),
             inherit_env: ["PATH", "HOME", "LANG", "TMPDIR", "TZ"]
                 .map(String::from)
                 .to_vec(),
@@ -617,9 +620,14 @@ impl UpstreamPool {
             .as_deref()
             .ok_or_else(|| "the connection has no command".to_owned())?;
         // The allow-list may have shrunk since the connection was saved.
-        if !self.settings.allowed_commands.iter().any(|c| c == command) {
+        if !switchboard_core::connections::stdio_command_allowed(
+            &self.settings.allowed_commands,
+            &self.settings.catalog_commands,
+            command,
+            &target.args,
+        ) {
             return Err(format!(
-                "the command '{command}' is no longer on the operator's allow-list (gateway.allowed_commands)"
+                "the command '{command}' is no longer on the operator's allow-list (gateway.allowed_commands) nor a catalog integration's"
             ));
         }
         let mut cmd = tokio::process::Command::new(command);

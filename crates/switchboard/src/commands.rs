@@ -69,6 +69,7 @@ pub fn core_config(settings: &Settings, public_url: &str) -> CoreConfig {
             ..Default::default()
         },
         gateway_allowed_commands: settings.gateway.allowed_commands.clone(),
+        gateway_catalog_commands: switchboard_gateway::integrations::catalog_command_lines(),
     }
 }
 

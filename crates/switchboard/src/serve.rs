@@ -278,6 +278,7 @@ fn start_gateway(
         call_timeout: secs(g.call_timeout_secs.max(1)),
         max_response_bytes: g.max_response_bytes.max(1024),
         allowed_commands: g.allowed_commands.clone(),
+        catalog_commands: switchboard_gateway::integrations::catalog_command_lines(),
         inherit_env: g.stdio_inherit_env.clone(),
         run_as,
         idle_timeout: secs(g.stdio_idle_secs.max(1)),

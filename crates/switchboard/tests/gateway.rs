@@ -926,6 +926,35 @@ async fn connections_are_created_from_the_integration_catalog() {
         .await;
     assert_eq!(r.status, 422);
     assert_eq!(db.scalar_i64("SELECT COUNT(*) FROM connections").await, 0);
+    // The catalog's own pins (checked here so a bump cannot go unnoticed).
+    assert_eq!(by_id("sequential-thinking")["version"], "2026.8.31");
+
+    // A stdio entry runs its pinned command line without the operator
+    // listing `npx`; `npx` with any other package is refused.
+    let r = owner
+        .post(
+            "/api/v1/connections/from-integration",
+            json!({"integration": "sequential-thinking"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    assert_eq!(r.body["command"], "npx");
+    assert_eq!(
+        r.body["args"],
+        json!([
+            "-y",
+            "@modelcontextprotocol/server-sequential-thinking@2026.8.31"
+        ])
+    );
+    let r = owner
+        .post(
+            "/api/v1/connections",
+            json!({"slug": "sneaky", "name": "Sneaky", "transport": "stdio", "command": "npx",
+                   "args": ["-y", "some-other-package"]}),
+        )
+        .await;
+    assert_eq!(r.status, 422, "{:?}", r.body);
+    assert!(r.error_message().contains("allow-list"), "{:?}", r.body);
 
     // A remote entry: its URL, the key as a sealed Authorization header.
     let key = "lin_api_planted_0123456789";
