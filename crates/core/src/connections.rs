@@ -1498,3 +1498,88 @@ impl Core {
         String::from_utf8(plain.to_vec()).map_err(|_| refused())
     }
 }
+
+/// An org's own integrations, added to the shipped catalog by its admins.
+impl Core {
+    /// The org's custom integration definitions (JSON), for anyone who may
+    /// use connections.
+    pub async fn custom_integrations(
+        &self,
+        ctx: Ctx<'_>,
+    ) -> Result<Vec<serde_json::Value>, CoreError> {
+        let p = ctx.principal;
+        self.check_read(
+            ctx,
+            "integration.list",
+            None,
+            p.require(Permission::ConnectionsUse, Scope::ConnectionsUse),
+        )
+        .await?;
+        Ok(storage::custom_integrations(self.db.pool(), &p.org_id)
+            .await?
+            .into_iter()
+            .filter_map(|(_, d)| serde_json::from_str(&d).ok())
+            .collect())
+    }
+
+    /// Stores a custom integration (connections.publish). The caller has
+    /// checked the definition (`switchboard_gateway::integrations::parse_custom`).
+    pub async fn add_custom_integration(
+        &self,
+        ctx: Ctx<'_>,
+        integration_id: &str,
+        definition: &serde_json::Value,
+    ) -> Result<(), CoreError> {
+        let p = ctx.principal;
+        let now = ctx.meta.now_ms;
+        self.write(
+            ctx,
+            AuditEntry::new("integration.add", Some(integration_id), json!({})),
+            async |conn, _| {
+                p.require(Permission::ConnectionsPublish, Scope::WriteOrg)?;
+                if !storage::insert_custom_integration(
+                    &mut *conn,
+                    &storage::new_id(),
+                    &p.org_id,
+                    integration_id,
+                    &definition.to_string(),
+                    &p.account_id,
+                    now,
+                )
+                .await?
+                {
+                    return Err(CoreError::Conflict {
+                        code: "integration_exists",
+                        message: format!("this organization already has an integration '{integration_id}': delete it first, or choose another id"),
+                    });
+                }
+                Ok(())
+            },
+        )
+        .await
+    }
+
+    /// Removes a custom integration (connections.publish); connections made
+    /// from it stay.
+    pub async fn delete_custom_integration(
+        &self,
+        ctx: Ctx<'_>,
+        integration_id: &str,
+    ) -> Result<(), CoreError> {
+        let p = ctx.principal;
+        self.write(
+            ctx,
+            AuditEntry::new("integration.delete", Some(integration_id), json!({})),
+            async |conn, _| {
+                p.require(Permission::ConnectionsPublish, Scope::WriteOrg)?;
+                if !storage::delete_custom_integration(&mut *conn, &p.org_id, integration_id)
+                    .await?
+                {
+                    return Err(CoreError::NotFound("integration"));
+                }
+                Ok(())
+            },
+        )
+        .await
+    }
+}

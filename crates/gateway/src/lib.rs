@@ -114,7 +114,14 @@ pub fn router(state: GatewayState) -> Router {
         .route("/api/v1/connections/{id}/refresh", post(refresh))
         .route("/api/v1/connections/{id}/tools", get(tools))
         .route("/api/v1/connections/{id}/process", get(process))
-        .route("/api/v1/integrations", get(list_integrations))
+        .route(
+            "/api/v1/integrations",
+            get(list_integrations).post(add_integration),
+        )
+        .route(
+            "/api/v1/integrations/{id}",
+            axum::routing::delete(delete_integration),
+        )
         .route(
             "/api/v1/connections/from-integration",
             post(connect_integration),
@@ -167,10 +174,79 @@ async fn process(
     Ok(Json(s.pool.process_view(&target.id).await))
 }
 
-/// The integration catalog shipped in the binary: what each entry runs or
-/// reaches, the settings it needs (secrets marked), and how it was verified.
-async fn list_integrations(_caller: Caller) -> Json<&'static [integrations::Integration]> {
-    Json(integrations::builtin())
+/// The org's custom integrations, parsed (an entry that no longer parses
+/// is skipped and logged).
+async fn custom_entries(
+    s: &GatewayState,
+    caller: &Caller,
+) -> Result<Vec<integrations::Integration>, ApiError> {
+    if !caller
+        .principal
+        .permissions
+        .contains(Permission::ConnectionsUse)
+    {
+        return Ok(Vec::new());
+    }
+    Ok(s.api
+        .core
+        .custom_integrations(caller.ctx())
+        .await?
+        .iter()
+        .filter_map(|v| match integrations::parse_custom(v) {
+            Ok(e) => Some(e),
+            Err(e) => {
+                tracing::warn!(error = %e, "a stored custom integration no longer parses");
+                None
+            }
+        })
+        .collect())
+}
+
+/// The integration catalog: the entries shipped in the binary (what each
+/// runs or reaches, the settings it needs with secrets marked, how it was
+/// verified), then the org's own (`verified: custom`).
+async fn list_integrations(
+    axum::Extension(s): axum::Extension<GatewayState>,
+    caller: Caller,
+) -> Result<Json<Vec<integrations::Integration>>, ApiError> {
+    let mut all = integrations::builtin().to_vec();
+    all.extend(custom_entries(&s, &caller).await?);
+    Ok(Json(all))
+}
+
+/// Adds an org's own integration (connections.publish): the same shape as
+/// a shipped entry, checked before it is stored (id rules, transport
+/// fields, a settings schema that compiles, valid targets, sizes).
+async fn add_integration(
+    axum::Extension(s): axum::Extension<GatewayState>,
+    caller: Caller,
+    switchboard_api::ApiJson(body): switchboard_api::ApiJson<serde_json::Value>,
+) -> Result<(axum::http::StatusCode, Json<integrations::Integration>), ApiError> {
+    let entry = integrations::parse_custom(&body).map_err(|e| {
+        ApiError::new(
+            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+            format!("integration: {e}"),
+        )
+    })?;
+    s.api
+        .core
+        .add_custom_integration(caller.ctx(), &entry.id, &body)
+        .await?;
+    Ok((axum::http::StatusCode::CREATED, Json(entry)))
+}
+
+/// Removes an org's own integration (connections.publish).
+async fn delete_integration(
+    axum::Extension(s): axum::Extension<GatewayState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<axum::http::StatusCode, ApiError> {
+    s.api
+        .core
+        .delete_custom_integration(caller.ctx(), &id)
+        .await?;
+    Ok(axum::http::StatusCode::NO_CONTENT)
 }
 
 /// A connection from a catalog entry.
@@ -206,12 +282,23 @@ async fn connect_integration(
             m,
         )
     };
-    let entry = integrations::find(&body.integration).ok_or_else(|| {
-        unprocessable(format!(
-            "integration: there is no catalog entry '{}': GET /api/v1/integrations lists them",
-            body.integration
-        ))
-    })?;
+    let custom;
+    let entry = match integrations::find(&body.integration) {
+        Some(e) => e,
+        None => {
+            custom = custom_entries(&s, &caller)
+                .await?
+                .into_iter()
+                .find(|e| e.id == body.integration)
+                .ok_or_else(|| {
+                    unprocessable(format!(
+                        "integration: there is no catalog entry '{}': GET /api/v1/integrations lists them",
+                        body.integration
+                    ))
+                })?;
+            &custom
+        }
+    };
     let resolved = integrations::resolve(entry, &body.config)
         .map_err(|e| unprocessable(format!("config: {e}")))?;
     let shared = !resolved.headers.is_empty() || !resolved.env.is_empty();

@@ -977,6 +977,54 @@ async fn connections_are_created_from_the_integration_catalog() {
         .await,
         0
     );
+
+    // The org's own entry: checked, listed as custom, used like the others.
+    let custom = json!({
+        "id": "acme-crm", "name": "ACME CRM", "description": "Our CRM's MCP server.",
+        "transport": "streamable_http", "url": "https://crm.acme.test/mcp",
+        "config": {"$schema": "https://json-schema.org/draft/2020-12/schema", "type": "object",
+            "additionalProperties": false, "required": ["token"],
+            "properties": {"token": {"type": "string", "title": "CRM token", "secret": true,
+                "x-switchboard-target": "header:Authorization", "x-switchboard-format": "Bearer {value}"}}}
+    });
+    let mut broken = custom.clone();
+    broken.as_object_mut().unwrap().remove("url");
+    let r = owner.post("/api/v1/integrations", broken).await;
+    assert_eq!(r.status, 422, "{:?}", r.body);
+    let r = owner.post("/api/v1/integrations", custom.clone()).await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let r = owner.post("/api/v1/integrations", custom).await;
+    assert_eq!(r.status, 409, "{:?}", r.body);
+    let list = owner.get("/api/v1/integrations").await;
+    let mine = list
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["id"] == "acme-crm")
+        .cloned()
+        .unwrap();
+    assert_eq!(mine["verified"], "custom");
+    let r = owner
+        .post(
+            "/api/v1/connections/from-integration",
+            json!({"integration": "acme-crm", "config": {}}),
+        )
+        .await;
+    assert_eq!(r.status, 422);
+    assert!(r.error_message().contains("'token'"), "{:?}", r.body);
+    let r = owner
+        .post(
+            "/api/v1/connections/from-integration",
+            json!({"integration": "acme-crm", "config": {"token": "crm-secret-42abc"}}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    assert_eq!(r.body["url"], "https://crm.acme.test/mcp");
+    assert_eq!(
+        owner.delete("/api/v1/integrations/acme-crm").await.status,
+        204
+    );
 }
 
 fn test_upstream_bin() -> String {

@@ -528,3 +528,55 @@ pub async fn connection_healths<'c>(
     .fetch_all(e)
     .await?)
 }
+
+/// An org's custom integration: `(integration id, definition JSON)`.
+pub async fn custom_integrations<'c>(
+    e: impl Exec<'c>,
+    org_id: &str,
+) -> Result<Vec<(String, String)>> {
+    Ok(sqlx::query_as(
+        "SELECT integration_id, definition FROM custom_integrations WHERE org_id = $1 ORDER BY integration_id",
+    )
+    .bind(org_id)
+    .fetch_all(e)
+    .await?)
+}
+
+/// Stores a custom integration; `false` when the org already has one by that id.
+pub async fn insert_custom_integration<'c>(
+    e: impl Exec<'c>,
+    id: &str,
+    org_id: &str,
+    integration_id: &str,
+    definition: &str,
+    created_by: &str,
+    now: i64,
+) -> Result<bool> {
+    let r = sqlx::query(
+        "INSERT INTO custom_integrations (id, org_id, integration_id, definition, created_by, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (org_id, integration_id) DO NOTHING",
+    )
+    .bind(id)
+    .bind(org_id)
+    .bind(integration_id)
+    .bind(definition)
+    .bind(created_by)
+    .bind(now)
+    .execute(e)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+pub async fn delete_custom_integration<'c>(
+    e: impl Exec<'c>,
+    org_id: &str,
+    integration_id: &str,
+) -> Result<bool> {
+    let r =
+        sqlx::query("DELETE FROM custom_integrations WHERE org_id = $1 AND integration_id = $2")
+            .bind(org_id)
+            .bind(integration_id)
+            .execute(e)
+            .await?;
+    Ok(r.rows_affected() == 1)
+}
