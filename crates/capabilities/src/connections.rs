@@ -244,6 +244,11 @@ pub trait CallerChannel: Send + Sync {
     fn client_capabilities(&self) -> Option<Value> {
         None
     }
+    /// The lowest level of log messages the caller wants (`debug`…
+    /// `emergency`); a 2026-07-28 upstream sends none without it.
+    fn log_level(&self) -> Option<String> {
+        None
+    }
 }
 
 /// Where the gateway's connections come from (implemented by the gateway).

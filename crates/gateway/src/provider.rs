@@ -204,13 +204,22 @@ impl GatewaySource {
         };
         let answer = async {
             let mut options = PeerRequestOptions::with_timeout(settings.call_timeout);
-            // The upstream asks only what the caller can answer.
-            if let Some(caps) = channel.as_ref().and_then(|c| c.client_capabilities())
-                && let Ok(meta) = serde_json::from_value::<rmcp::model::RequestMetaObject>(
-                    json!({"io.modelcontextprotocol/clientCapabilities": caps}),
-                )
-            {
-                options = options.with_meta(meta);
+            // The upstream asks only what the caller can answer, and logs at
+            // the level the caller wants.
+            if let Some(ch) = &channel {
+                let mut meta = serde_json::Map::new();
+                if let Some(caps) = ch.client_capabilities() {
+                    meta.insert("io.modelcontextprotocol/clientCapabilities".into(), caps);
+                }
+                if let Some(level) = ch.log_level() {
+                    meta.insert("io.modelcontextprotocol/logLevel".into(), json!(level));
+                }
+                if !meta.is_empty()
+                    && let Ok(meta) =
+                        serde_json::from_value::<rmcp::model::RequestMetaObject>(Value::Object(meta))
+                {
+                    options = options.with_meta(meta);
+                }
             }
             let handle = peer.send_request_with_option(request, options).await?;
             if let Some(guard) = &relay {

@@ -197,8 +197,9 @@ impl VirtualHandler {
         method: &str,
         params: &P,
     ) -> Result<R, ErrorData> {
+        let level = self.log_level(ctx).await;
         let v = self
-            .relay_raw(ctx, method, params, PeerChannel::of(ctx))
+            .relay_raw(ctx, method, params, PeerChannel::of(ctx, level))
             .await?;
         serde_json::from_value(wire::complete(v)).map_err(|e| {
             tracing::warn!(method, error = %e, "an upstream answer did not decode");
@@ -248,6 +249,35 @@ impl VirtualHandler {
             .forward(cx, &conn, method, params, Some(channel))
             .await
             .map_err(to_error)
+    }
+
+    /// The level the caller wants log messages at: a 2026-07-28 request
+    /// says so in its `_meta`; a 2025-11-25 session has the level it set
+    /// (kept with the session), and gets everything until it sets one.
+    async fn log_level(&self, ctx: &RequestContext<RoleServer>) -> Option<String> {
+        if is_modern(ctx) {
+            return ctx
+                .meta
+                .log_level()
+                .and_then(|l| serde_json::to_value(l).ok())
+                .and_then(|v| v.as_str().map(str::to_owned));
+        }
+        let id = ctx
+            .extensions
+            .get::<Parts>()?
+            .headers
+            .get("mcp-session-id")?
+            .to_str()
+            .ok()?
+            .to_owned();
+        let row = switchboard_storage::mcp_session(self.caps.core().db().pool(), &id)
+            .await
+            .ok()
+            .flatten();
+        Some(
+            row.and_then(|r| r.log_level)
+                .unwrap_or_else(|| "debug".to_owned()),
+        )
     }
 
     /// What binds a sealed request state: the caller, this server, the
@@ -334,18 +364,21 @@ struct PeerChannel {
     modern: bool,
     retry: Option<(Value, Option<String>)>,
     client_capabilities: Option<Value>,
+    log_level: Option<String>,
 }
 
 impl PeerChannel {
-    fn of(ctx: &RequestContext<RoleServer>) -> Arc<dyn CallerChannel> {
-        Self::with_retry(ctx, None)
+    fn of(ctx: &RequestContext<RoleServer>, log_level: Option<String>) -> Arc<dyn CallerChannel> {
+        Self::with_retry(ctx, None, log_level)
     }
 
     fn with_retry(
         ctx: &RequestContext<RoleServer>,
         retry: Option<(Value, Option<String>)>,
+        log_level: Option<String>,
     ) -> Arc<dyn CallerChannel> {
         Arc::new(PeerChannel {
+            log_level,
             peer: ctx.peer.clone(),
             progress_token: ctx
                 .meta
@@ -471,6 +504,10 @@ impl CallerChannel for PeerChannel {
 
     fn client_capabilities(&self) -> Option<Value> {
         self.client_capabilities.clone()
+    }
+
+    fn log_level(&self) -> Option<String> {
+        self.log_level.clone()
     }
 }
 
@@ -604,7 +641,7 @@ impl ServerHandler for VirtualHandler {
             &request.input_responses,
             &request.request_state,
         )?;
-        let channel = PeerChannel::with_retry(&context, retry);
+        let channel = PeerChannel::with_retry(&context, retry, self.log_level(&context).await);
         let outcome = self.caps.call_relayed(ctx, &id, args, Some(channel)).await;
         if let switchboard_capabilities::CallOutcome::Relayed(v) = &outcome
             && let Some(r) = input_required(core, &binding, v.clone())?
@@ -667,12 +704,13 @@ impl ServerHandler for VirtualHandler {
             &request.input_responses,
             &request.request_state,
         )?;
+        let level = self.log_level(&context).await;
         let v = self
             .relay_raw(
                 &context,
                 "prompts/get",
                 &request,
-                PeerChannel::with_retry(&context, retry),
+                PeerChannel::with_retry(&context, retry, level),
             )
             .await?;
         if let Some(r) = input_required(core, &binding, v.clone())? {
@@ -701,8 +739,32 @@ impl ServerHandler for VirtualHandler {
         request: rmcp::model::SetLevelRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
-        let _: Value = self.relay(&context, "logging/setLevel", &request).await?;
-        Ok(())
+        // Kept with the session: it travels with each later request to an
+        // upstream of either era (one of 2026-07-28 has no setLevel).
+        let level = serde_json::to_value(request.level)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned));
+        if let (Some(level), Some(parts)) = (level, context.extensions.get::<Parts>())
+            && let Some(id) = parts
+                .headers
+                .get("mcp-session-id")
+                .and_then(|v| v.to_str().ok())
+            && let Err(e) = switchboard_storage::set_mcp_session_log_level(
+                self.caps.core().db().pool(),
+                id,
+                &level,
+            )
+            .await
+        {
+            tracing::warn!(error = %e, "could not store the session's log level");
+        }
+        match self
+            .relay::<_, Value>(&context, "logging/setLevel", &request)
+            .await
+        {
+            Err(e) if e.code == ErrorCode::METHOD_NOT_FOUND => Ok(()),
+            other => other.map(|_| ()),
+        }
     }
 
     #[allow(deprecated)]

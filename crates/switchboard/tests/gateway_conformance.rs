@@ -30,8 +30,13 @@ impl Drop for Killed {
 }
 
 /// The test upstream binary, built by the workspace's test build next to
-/// the switchboard binary.
+/// the switchboard binary (`SWITCHBOARD_TEST_UPSTREAM_BIN` runs the same
+/// comparison against another MCP server's binary, which must take `stdio`
+/// and `http` like ours).
 fn upstream_bin() -> PathBuf {
+    if let Ok(other) = std::env::var("SWITCHBOARD_TEST_UPSTREAM_BIN") {
+        return PathBuf::from(other);
+    }
     let bin = PathBuf::from(common::BIN);
     let path = bin.with_file_name("switchboard-test-upstream");
     assert!(
