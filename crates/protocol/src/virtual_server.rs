@@ -387,11 +387,20 @@ impl PeerChannel {
             cancelled: ctx.ct.clone(),
             modern: is_modern(ctx),
             retry,
-            client_capabilities: ctx
-                .meta
-                .client_capabilities()
-                .or_else(|| ctx.peer.peer_info().map(|i| i.capabilities.clone()))
-                .and_then(|c| serde_json::to_value(c).ok()),
+            // A 2026-07-28 request states its capabilities (none stated is
+            // none); a 2025-11-25 session stated them at initialize.
+            client_capabilities: if is_modern(ctx) {
+                Some(
+                    ctx.meta
+                        .client_capabilities()
+                        .and_then(|c| serde_json::to_value(c).ok())
+                        .unwrap_or_else(|| json!({})),
+                )
+            } else {
+                ctx.peer
+                    .peer_info()
+                    .and_then(|i| serde_json::to_value(&i.capabilities).ok())
+            },
         })
     }
 }
