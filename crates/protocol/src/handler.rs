@@ -23,6 +23,91 @@ use crate::wire;
 /// a stale list is harmless because every call is authorized again.
 const LIST_TTL_MS: u64 = 30_000;
 
+/// The HTTP request behind an MCP request (put there by rmcp).
+pub(crate) fn request_parts(ctx: &RequestContext<RoleServer>) -> Result<&Parts, ErrorData> {
+    ctx.extensions.get::<Parts>().ok_or_else(|| {
+        ErrorData::internal_error(
+            "the request reached the handler without its HTTP parts",
+            None,
+        )
+    })
+}
+
+/// The caller of an MCP request (from the guard), with the request's
+/// metadata naming `method`, the tool and its arguments for the audit.
+pub(crate) fn request_caller(
+    ctx: &RequestContext<RoleServer>,
+    method: &str,
+    tool: Option<&str>,
+    arguments: Value,
+) -> Result<(Principal, RequestMeta), ErrorData> {
+    let parts = request_parts(ctx)?;
+    let principal = parts
+        .extensions
+        .get::<Principal>()
+        .cloned()
+        .ok_or_else(|| {
+            ErrorData::internal_error("the request reached the handler unauthenticated", None)
+        })?;
+    let mut meta = parts
+        .extensions
+        .get::<RequestMeta>()
+        .cloned()
+        .ok_or_else(|| {
+            ErrorData::internal_error("the request reached the handler without metadata", None)
+        })?;
+    meta.call = Some(CallInfo {
+        method: method.to_owned(),
+        tool: tool.map(str::to_owned),
+        arguments,
+    });
+    Ok((principal, meta))
+}
+
+/// Records an MCP request that is not a tool call (the call path records
+/// those) as one audit event.
+pub(crate) async fn record_request(
+    caps: &Capabilities,
+    principal: &Principal,
+    meta: &RequestMeta,
+    method: &str,
+    outcome: Outcome,
+    message: Option<&str>,
+) -> Result<(), ErrorData> {
+    let c = Ctx { principal, meta };
+    caps.core()
+        .record_request(c, None, outcome, message)
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, method, "could not audit an MCP request");
+            ErrorData::internal_error("the server could not record this request", None)
+        })
+}
+
+/// Keeps a legacy session's log level with the session (in the database),
+/// so every replica honours it. A failure is logged; the request stands.
+#[allow(deprecated)] // logging levels are part of 2025-11-25
+pub(crate) async fn store_session_log_level(
+    caps: &Capabilities,
+    ctx: &RequestContext<RoleServer>,
+    level: rmcp::model::LoggingLevel,
+) {
+    let level = serde_json::to_value(level)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned));
+    if let (Some(level), Some(parts)) = (level, ctx.extensions.get::<Parts>())
+        && let Some(id) = parts
+            .headers
+            .get("mcp-session-id")
+            .and_then(|v| v.to_str().ok())
+        && let Err(e) =
+            switchboard_storage::set_mcp_session_log_level(caps.core().db().pool(), id, &level)
+                .await
+    {
+        tracing::warn!(error = %e, "could not store the session's log level");
+    }
+}
+
 #[derive(Clone)]
 pub struct OrgHandler {
     caps: Capabilities,
@@ -41,32 +126,7 @@ impl OrgHandler {
         tool: Option<&str>,
         arguments: Value,
     ) -> Result<(Principal, RequestMeta), ErrorData> {
-        let parts = ctx.extensions.get::<Parts>().ok_or_else(|| {
-            ErrorData::internal_error(
-                "the request reached the handler without its HTTP parts",
-                None,
-            )
-        })?;
-        let principal = parts
-            .extensions
-            .get::<Principal>()
-            .cloned()
-            .ok_or_else(|| {
-                ErrorData::internal_error("the request reached the handler unauthenticated", None)
-            })?;
-        let mut meta = parts
-            .extensions
-            .get::<RequestMeta>()
-            .cloned()
-            .ok_or_else(|| {
-                ErrorData::internal_error("the request reached the handler without metadata", None)
-            })?;
-        meta.call = Some(CallInfo {
-            method: method.to_owned(),
-            tool: tool.map(str::to_owned),
-            arguments,
-        });
-        Ok((principal, meta))
+        request_caller(ctx, method, tool, arguments)
     }
 
     /// Records a request that is not a tool call (lists, ping, initialize…).
@@ -91,15 +151,7 @@ impl OrgHandler {
         outcome: Outcome,
         message: Option<&str>,
     ) -> Result<(), ErrorData> {
-        let c = Ctx { principal, meta };
-        self.caps
-            .core()
-            .record_request(c, None, outcome, message)
-            .await
-            .map_err(|e| {
-                tracing::error!(error = %e, method, "could not audit an MCP request");
-                ErrorData::internal_error("the server could not record this request", None)
-            })
+        record_request(&self.caps, principal, meta, method, outcome, message).await
     }
 
     fn is_2026(ctx: &RequestContext<RoleServer>) -> bool {
@@ -176,23 +228,7 @@ impl ServerHandler for OrgHandler {
         self.audit(&context, "logging/setLevel", Outcome::Ok, None)
             .await?;
         // Kept with the session so another replica honours it too.
-        let level = serde_json::to_value(request.level)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned));
-        if let (Some(level), Some(parts)) = (level, context.extensions.get::<Parts>())
-            && let Some(id) = parts
-                .headers
-                .get("mcp-session-id")
-                .and_then(|v| v.to_str().ok())
-            && let Err(e) = switchboard_storage::set_mcp_session_log_level(
-                self.caps.core().db().pool(),
-                id,
-                &level,
-            )
-            .await
-        {
-            tracing::warn!(error = %e, "could not store the session's log level");
-        }
+        store_session_log_level(&self.caps, &context, request.level).await;
         Ok(())
     }
 

@@ -21,8 +21,9 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use switchboard_capabilities::{CallerChannel, Capabilities, ConnectionCapabilities, ForwardError};
-use switchboard_core::{CallInfo, Ctx, Outcome, Principal, RequestMeta};
+use switchboard_core::{Ctx, Outcome, Principal, RequestMeta};
 
+use crate::handler::{record_request, request_caller, request_parts, store_session_log_level};
 use crate::wire;
 
 /// The path prefix of virtual servers.
@@ -60,38 +61,14 @@ impl VirtualHandler {
         tool: Option<&str>,
         arguments: Value,
     ) -> Result<Caller, ErrorData> {
-        let parts = ctx.extensions.get::<Parts>().ok_or_else(|| {
-            ErrorData::internal_error(
-                "the request reached the handler without its HTTP parts",
-                None,
-            )
-        })?;
-        let slug = parts
+        let slug = request_parts(ctx)?
             .uri
             .path()
             .strip_prefix(PREFIX)
             .unwrap_or_default()
             .trim_end_matches('/')
             .to_owned();
-        let principal = parts
-            .extensions
-            .get::<Principal>()
-            .cloned()
-            .ok_or_else(|| {
-                ErrorData::internal_error("the request reached the handler unauthenticated", None)
-            })?;
-        let mut meta = parts
-            .extensions
-            .get::<RequestMeta>()
-            .cloned()
-            .ok_or_else(|| {
-                ErrorData::internal_error("the request reached the handler without metadata", None)
-            })?;
-        meta.call = Some(CallInfo {
-            method: method.to_owned(),
-            tool: tool.map(str::to_owned),
-            arguments,
-        });
+        let (principal, meta) = request_caller(ctx, method, tool, arguments)?;
         Ok(Caller {
             principal,
             meta,
@@ -105,18 +82,8 @@ impl VirtualHandler {
         outcome: Outcome,
         message: Option<&str>,
     ) -> Result<(), ErrorData> {
-        let ctx = Ctx {
-            principal: &c.principal,
-            meta: &c.meta,
-        };
-        self.caps
-            .core()
-            .record_request(ctx, None, outcome, message)
-            .await
-            .map_err(|e| {
-                tracing::error!(error = %e, "could not audit an MCP request");
-                ErrorData::internal_error("the server could not record this request", None)
-            })
+        let method = c.meta.call.as_ref().map_or("", |call| call.method.as_str());
+        record_request(&self.caps, &c.principal, &c.meta, method, outcome, message).await
     }
 
     /// The connection behind this server, if the caller is granted it. Not
@@ -283,21 +250,24 @@ impl VirtualHandler {
     /// What binds a sealed request state: the caller, this server, the
     /// request.
     fn binding(ctx: &RequestContext<RoleServer>, what: &str) -> Result<String, ErrorData> {
-        let parts = ctx.extensions.get::<Parts>().ok_or_else(|| {
-            ErrorData::internal_error(
-                "the request reached the handler without its HTTP parts",
-                None,
-            )
-        })?;
-        let p = parts.extensions.get::<Principal>().ok_or_else(|| {
-            ErrorData::internal_error("the request reached the handler unauthenticated", None)
-        })?;
-        Ok(format!(
-            "{}|{}|{}|{what}",
-            p.account_id,
-            p.org_id,
-            parts.uri.path()
-        ))
+        let path = request_parts(ctx)?.uri.path();
+        let (p, _) = request_caller(ctx, what, None, Value::Null)?;
+        Ok(format!("{}|{}|{path}|{what}", p.account_id, p.org_id))
+    }
+
+    /// Forwards a request the upstream may not have (a 2026-07-28 upstream
+    /// has no `logging/setLevel` or `resources/subscribe`): then it is
+    /// acknowledged here. For subscriptions, no update reaches the caller.
+    async fn relay_or_acknowledge<P: Serialize>(
+        &self,
+        ctx: &RequestContext<RoleServer>,
+        method: &str,
+        params: &P,
+    ) -> Result<(), ErrorData> {
+        match self.relay::<_, Value>(ctx, method, params).await {
+            Err(e) if e.code == ErrorCode::METHOD_NOT_FOUND => Ok(()),
+            other => other.map(|_| ()),
+        }
     }
 
     /// Our answer to initialize and discover: the upstream's capabilities
@@ -750,30 +720,9 @@ impl ServerHandler for VirtualHandler {
     ) -> Result<(), ErrorData> {
         // Kept with the session: it travels with each later request to an
         // upstream of either era (one of 2026-07-28 has no setLevel).
-        let level = serde_json::to_value(request.level)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned));
-        if let (Some(level), Some(parts)) = (level, context.extensions.get::<Parts>())
-            && let Some(id) = parts
-                .headers
-                .get("mcp-session-id")
-                .and_then(|v| v.to_str().ok())
-            && let Err(e) = switchboard_storage::set_mcp_session_log_level(
-                self.caps.core().db().pool(),
-                id,
-                &level,
-            )
+        store_session_log_level(&self.caps, &context, request.level).await;
+        self.relay_or_acknowledge(&context, "logging/setLevel", &request)
             .await
-        {
-            tracing::warn!(error = %e, "could not store the session's log level");
-        }
-        match self
-            .relay::<_, Value>(&context, "logging/setLevel", &request)
-            .await
-        {
-            Err(e) if e.code == ErrorCode::METHOD_NOT_FOUND => Ok(()),
-            other => other.map(|_| ()),
-        }
     }
 
     #[allow(deprecated)]
@@ -782,16 +731,8 @@ impl ServerHandler for VirtualHandler {
         request: rmcp::model::SubscribeRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
-        match self
-            .relay::<_, Value>(&context, "resources/subscribe", &request)
+        self.relay_or_acknowledge(&context, "resources/subscribe", &request)
             .await
-        {
-            // A 2026-07-28 upstream has no resources/subscribe (it offers
-            // subscriptions/listen): the subscription is acknowledged here,
-            // and no update reaches this caller.
-            Err(e) if e.code == ErrorCode::METHOD_NOT_FOUND => Ok(()),
-            other => other.map(|_| ()),
-        }
     }
 
     #[allow(deprecated)]
@@ -800,13 +741,8 @@ impl ServerHandler for VirtualHandler {
         request: rmcp::model::UnsubscribeRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
-        match self
-            .relay::<_, Value>(&context, "resources/unsubscribe", &request)
+        self.relay_or_acknowledge(&context, "resources/unsubscribe", &request)
             .await
-        {
-            Err(e) if e.code == ErrorCode::METHOD_NOT_FOUND => Ok(()),
-            other => other.map(|_| ()),
-        }
     }
 
     /// Upstream tools have no `x-mcp-header` parameters we vouch for.
