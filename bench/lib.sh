@@ -113,18 +113,23 @@ run_wrk() {
   pid=$!
   PIDS+=("$pid")
   # wrk sleeps for the whole -d even when every thread has stopped; once all
-  # have reached their count, SIGINT makes it report at once.
+  # have reached their count, SIGINT makes it report at once. wrk installs
+  # its SIGINT handler only after starting its threads, so a signal in that
+  # window would kill it silently: never signal in the first half second.
+  local started=$EPOCHREALTIME
   while kill -0 "$pid" 2>/dev/null; do
-    if (($(find "$done_dir" -type f | wc -l) >= THREADS)); then
+    if (($(find "$done_dir" -type f | wc -l) >= THREADS)) &&
+      awk -v a="$started" -v b="$EPOCHREALTIME" 'BEGIN { exit !(b - a >= 0.5) }'; then
       kill -INT "$pid" 2>/dev/null || true
       break
     fi
     sleep 0.02
   done
-  wait "$pid" || true
+  local status=0
+  wait "$pid" || status=$?
   forget_pid "$pid"
   grep -q '^BENCH_RESULT ' "$WORK/wrk.out" || {
-    say "--- wrk output"; cat "$WORK/wrk.out" >&2
+    say "--- wrk output (exit status $status)"; cat "$WORK/wrk.out" >&2
     die "wrk produced no result"
   }
 }

@@ -50,6 +50,10 @@ SCRIPT_T0=$SECONDS
 
 PG_TMP=""
 PG_DIR=""
+# The output of the stage running now, when it is kept (the benchmarks): on
+# failure its last lines are printed again after the summary, because CI
+# shows only the end of the output.
+STAGE_LOG=""
 
 begin_stage() {
     CURRENT_STAGE=$1
@@ -126,6 +130,15 @@ on_exit() {
     fi
     stop_cluster
     print_summary
+    if [ "$rc" -ne 0 ] && [ -n "$STAGE_LOG" ] && [ -f "$STAGE_LOG" ]; then
+        printf '\n== The last 15 lines of the failed stage\n'
+        tail -n 15 -- "$STAGE_LOG"
+    fi
+    [ -n "$STAGE_LOG" ] && rm -f -- "$STAGE_LOG"
+    if [ -n "${TEST_LOG:-}" ] && [ -f "$TEST_LOG" ] && [ "${TEST_RC:-0}" -ne 0 ]; then
+        printf '\n== Failed tests\n'
+        grep -E '^ +(FAIL|TIMEOUT|SIGSEGV|SIGABRT) ' -- "$TEST_LOG" | sort -u | tail -n 15 || true
+    fi
     print_counts
     if [ "$rc" -eq 0 ]; then
         printf '\nAll stages passed.\n'
@@ -228,12 +241,15 @@ if [ "$TEST_RC" -eq 0 ]; then end_stage ok; else end_stage "FAILED (exit $TEST_R
 # request succeeds under load; the figures themselves come from a full
 # release run by hand (bench/README.md).
 # ---------------------------------------------------------------------------
+STAGE_LOG=$(mktemp /tmp/switchboard-stage-log.XXXXXX)
 begin_stage "5. benchmark smoke (bench/mcp.sh)"
-SMOKE=1 PROFILE=debug ./bench/mcp.sh </dev/null
+SMOKE=1 PROFILE=debug ./bench/mcp.sh </dev/null 2>&1 | tee "$STAGE_LOG"
 end_stage ok
 
 begin_stage "5b. benchmark smoke (bench/gateway.sh)"
-SMOKE=1 PROFILE=debug ./bench/gateway.sh </dev/null
+SMOKE=1 PROFILE=debug ./bench/gateway.sh </dev/null 2>&1 | tee "$STAGE_LOG"
 end_stage ok
+rm -f -- "$STAGE_LOG"
+STAGE_LOG=""
 
 exit "$TEST_RC"
