@@ -173,6 +173,22 @@ impl ConnectionCapabilities {
     }
 }
 
+/// A list an upstream can say changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListKind {
+    Tools,
+    Prompts,
+    Resources,
+}
+
+/// An upstream said one of its lists changed. For tools it is announced
+/// after the catalog was refreshed, so a caller that lists again sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListChange {
+    pub connection_id: String,
+    pub kind: ListKind,
+}
+
 /// Why a request forwarded to an upstream did not get an answer.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ForwardError {
@@ -263,7 +279,8 @@ pub trait ConnectionSource: Send + Sync {
 
     /// Calls `tool` upstream with validated arguments, with the
     /// connection's credential. `Ok` is the upstream's `CallToolResult`
-    /// (content, structuredContent, isError) as it came; `Err` a sentence.
+    /// (content, structuredContent, isError) as it came; an upstream's
+    /// JSON-RPC error comes back as it was.
     async fn call_tool(
         &self,
         ctx: Ctx<'_>,
@@ -271,7 +288,14 @@ pub trait ConnectionSource: Send + Sync {
         tool: &str,
         args: Value,
         channel: Option<Arc<dyn CallerChannel>>,
-    ) -> Result<Value, String>;
+    ) -> Result<Value, ForwardError>;
+
+    /// Every list change of every connection, as it happens (callers
+    /// filter by the connections they use); `None` when the source has no
+    /// such feed.
+    fn list_changes(&self) -> Option<tokio::sync::broadcast::Receiver<ListChange>> {
+        None
+    }
 
     /// What the connection's upstream said of itself when it was connected
     /// (its `InitializeResult`: capabilities, serverInfo, instructions).

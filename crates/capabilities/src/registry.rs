@@ -11,7 +11,9 @@ use switchboard_core::{Core, CoreError, Ctx, Outcome, Principal};
 use switchboard_domain::Scope;
 
 use crate::capability::{Capability, Denial};
-use crate::connections::{CallerChannel, ConnectionCapabilities, ConnectionSource, ForwardError};
+use crate::connections::{
+    CallerChannel, ConnectionCapabilities, ConnectionSource, ForwardError, ListChange,
+};
 
 /// A source of capabilities: the built-in org tools, later one provider per
 /// external connection. Adding one never touches the call path.
@@ -51,6 +53,13 @@ pub enum CallOutcome {
     InvalidArguments(String),
     /// The call ran and failed: nothing found, a conflict. The sentence says what.
     Failed(String),
+    /// An upstream answered the call with a JSON-RPC error (a missing
+    /// client capability, invalid params…): passed on as it came.
+    UpstreamError {
+        code: i32,
+        message: String,
+        data: Option<Value>,
+    },
     /// Something broke on our side; details are in the server log only.
     Internal,
 }
@@ -68,7 +77,8 @@ impl CallOutcome {
             }
             CallOutcome::UnknownTool(m)
             | CallOutcome::InvalidArguments(m)
-            | CallOutcome::Failed(m) => (Outcome::Error, Some(m)),
+            | CallOutcome::Failed(m)
+            | CallOutcome::UpstreamError { message: m, .. } => (Outcome::Error, Some(m)),
             CallOutcome::Internal => (Outcome::Error, Some("internal error")),
         }
     }
@@ -130,6 +140,12 @@ impl Capabilities {
     pub fn with_connections(mut self, source: Arc<dyn ConnectionSource>) -> Self {
         self.connections = Some(source);
         self
+    }
+
+    /// Every connection's list changes as they happen (`None` without the
+    /// gateway).
+    pub fn list_changes(&self) -> Option<tokio::sync::broadcast::Receiver<ListChange>> {
+        self.connections.as_ref().and_then(|s| s.list_changes())
     }
 
     /// The connections this caller is granted.
@@ -423,7 +439,18 @@ impl Capabilities {
         Some(
             match src.call_tool(ctx, &connection, tool, args, channel).await {
                 Ok(v) => CallOutcome::Relayed(v),
-                Err(m) => CallOutcome::Failed(m),
+                Err(ForwardError::Upstream {
+                    code,
+                    message,
+                    data,
+                }) => CallOutcome::UpstreamError {
+                    code,
+                    message,
+                    data,
+                },
+                Err(ForwardError::Refused(m) | ForwardError::Unavailable(m)) => {
+                    CallOutcome::Failed(m)
+                }
             },
         )
     }

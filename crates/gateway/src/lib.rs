@@ -71,16 +71,20 @@ impl Gateway {
         let core = api.core.clone();
         let (pool, events) = UpstreamPool::new(pool_settings, egress, hub, core.clone());
         let health = Arc::new(HealthBook::new(core.clone(), health_settings));
+        // Slow listeners miss changes rather than hold the others up.
+        let (changes, _) = tokio::sync::broadcast::channel(256);
         let source = Arc::new(GatewaySource::new(
             core.clone(),
             pool.clone(),
             health.clone(),
+            changes.clone(),
         ));
         let stop = CancellationToken::new();
         let background = tokio::spawn(upstream::run_background(
             core,
             pool.clone(),
             events,
+            changes,
             background,
             stop.clone(),
         ));

@@ -29,7 +29,7 @@ use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
 use rmcp::{ClientHandler, Peer, RoleClient};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use switchboard_capabilities::{CallerChannel, ForwardError};
+use switchboard_capabilities::{CallerChannel, ForwardError, ListKind};
 use switchboard_core::Core;
 use switchboard_core::connections::UpstreamTarget;
 use switchboard_egress::EgressClient;
@@ -87,8 +87,9 @@ impl Default for PoolSettings {
 /// What the pool tells the rest of the gateway.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PoolEvent {
-    /// The upstream of this connection said its tool list changed.
-    ToolListChanged(String),
+    /// The upstream of this connection (by id) said one of its lists
+    /// changed.
+    ListChanged(String, ListKind),
 }
 
 /// The callers whose requests are upstream right now, so what an upstream
@@ -255,9 +256,24 @@ impl ClientHandler for UpstreamHandler {
     }
 
     async fn on_tool_list_changed(&self, _context: NotificationContext<RoleClient>) {
-        let _ = self
-            .events
-            .send(PoolEvent::ToolListChanged(self.connection_id.clone()));
+        let _ = self.events.send(PoolEvent::ListChanged(
+            self.connection_id.clone(),
+            ListKind::Tools,
+        ));
+    }
+
+    async fn on_prompt_list_changed(&self, _context: NotificationContext<RoleClient>) {
+        let _ = self.events.send(PoolEvent::ListChanged(
+            self.connection_id.clone(),
+            ListKind::Prompts,
+        ));
+    }
+
+    async fn on_resource_list_changed(&self, _context: NotificationContext<RoleClient>) {
+        let _ = self.events.send(PoolEvent::ListChanged(
+            self.connection_id.clone(),
+            ListKind::Resources,
+        ));
     }
 
     async fn on_progress(
@@ -509,6 +525,7 @@ impl UpstreamPool {
                 st.retry_at = None;
                 st.last_error = None;
                 let peer = live.session.peer().clone();
+                watch_lists(peer.clone(), connection_id.to_owned(), self.events.clone());
                 st.live = Some(live);
                 Ok(peer)
             }
@@ -772,6 +789,61 @@ impl UpstreamPool {
             }
         }
     }
+}
+
+/// A 2026-07-28 upstream says its lists changed only on a
+/// `subscriptions/listen` stream: one per session, for the lists it says
+/// can change, for as long as the session lives. (An earlier-era upstream
+/// sends the notifications on its session, to [`UpstreamHandler`].)
+fn watch_lists(
+    peer: Peer<RoleClient>,
+    connection_id: String,
+    events: mpsc::UnboundedSender<PoolEvent>,
+) {
+    let Some(info) = peer.peer_info() else {
+        return;
+    };
+    if info.protocol_version < rmcp::model::ProtocolVersion::V_2026_07_28 {
+        return;
+    }
+    let caps = &info.capabilities;
+    let mut filter = rmcp::model::SubscriptionFilter::new();
+    if caps.tools.as_ref().and_then(|t| t.list_changed) == Some(true) {
+        filter.tools_list_changed = Some(true);
+    }
+    if caps.prompts.as_ref().and_then(|p| p.list_changed) == Some(true) {
+        filter.prompts_list_changed = Some(true);
+    }
+    if caps.resources.as_ref().and_then(|r| r.list_changed) == Some(true) {
+        filter.resources_list_changed = Some(true);
+    }
+    if filter == rmcp::model::SubscriptionFilter::default() {
+        return;
+    }
+    tokio::spawn(async move {
+        let mut subscription = match peer.listen(filter).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::debug!(connection = %connection_id, error = %e, "the upstream refused subscriptions/listen");
+                return;
+            }
+        };
+        while let Ok(Some(notification)) = subscription.next().await {
+            use rmcp::model::ServerNotification as N;
+            let kind = match notification {
+                N::ToolListChangedNotification(_) => ListKind::Tools,
+                N::PromptListChangedNotification(_) => ListKind::Prompts,
+                N::ResourceListChangedNotification(_) => ListKind::Resources,
+                _ => continue,
+            };
+            if events
+                .send(PoolEvent::ListChanged(connection_id.clone(), kind))
+                .is_err()
+            {
+                break;
+            }
+        }
+    });
 }
 
 /// Upstream sessions speak 2026-07-28 when the upstream does (input

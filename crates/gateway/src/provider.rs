@@ -12,7 +12,7 @@ use rmcp::service::{PeerRequestOptions, ServiceError};
 use serde_json::{Value, json};
 use switchboard_capabilities::{
     About, CallerChannel, CatalogEntry, ConnectionCapabilities, ConnectionSource, ForwardError,
-    ToolRules,
+    ListChange, ToolRules,
 };
 use switchboard_core::connections::ToolOverride;
 use switchboard_core::{Core, CoreError, Ctx, Principal};
@@ -37,15 +37,22 @@ pub struct GatewaySource {
     pool: Arc<UpstreamPool>,
     health: Arc<HealthBook>,
     built: Mutex<HashMap<String, Built>>,
+    changes: tokio::sync::broadcast::Sender<ListChange>,
 }
 
 impl GatewaySource {
-    pub fn new(core: Core, pool: Arc<UpstreamPool>, health: Arc<HealthBook>) -> Self {
+    pub fn new(
+        core: Core,
+        pool: Arc<UpstreamPool>,
+        health: Arc<HealthBook>,
+        changes: tokio::sync::broadcast::Sender<ListChange>,
+    ) -> Self {
         GatewaySource {
             core,
             pool,
             health,
             built: Mutex::new(HashMap::new()),
+            changes,
         }
     }
 
@@ -320,15 +327,13 @@ impl ConnectionSource for GatewaySource {
         tool: &str,
         args: Value,
         channel: Option<Arc<dyn CallerChannel>>,
-    ) -> Result<Value, String> {
+    ) -> Result<Value, ForwardError> {
         let params = json!({"name": tool, "arguments": args});
-        match self.send(connection, "tools/call", params, channel).await {
-            Ok(v) => Ok(v),
-            Err(ForwardError::Upstream { code, message, .. }) => Err(format!(
-                "the upstream refused the call to '{tool}' (error {code}): {message}"
-            )),
-            Err(ForwardError::Refused(m) | ForwardError::Unavailable(m)) => Err(m),
-        }
+        self.send(connection, "tools/call", params, channel).await
+    }
+
+    fn list_changes(&self) -> Option<tokio::sync::broadcast::Receiver<ListChange>> {
+        Some(self.changes.subscribe())
     }
 
     async fn upstream_info(

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use switchboard_capabilities::{ListChange, ListKind};
 use switchboard_core::Core;
 use switchboard_core::connections::CatalogTool;
 use tokio::sync::mpsc;
@@ -82,6 +83,7 @@ pub async fn run_background(
     core: Core,
     pool: Arc<UpstreamPool>,
     mut events: mpsc::UnboundedReceiver<PoolEvent>,
+    changes: tokio::sync::broadcast::Sender<ListChange>,
     settings: BackgroundSettings,
     stop: CancellationToken,
 ) {
@@ -91,20 +93,32 @@ pub async fn run_background(
         tokio::select! {
             _ = stop.cancelled() => break,
             event = events.recv() => {
-                let Some(PoolEvent::ToolListChanged(first)) = event else { break };
-                // Let a burst settle, then refresh each connection once.
-                tokio::time::sleep(Duration::from_millis(200)).await;
+                let Some(PoolEvent::ListChanged(first, kind)) = event else { break };
+                if kind != ListKind::Tools {
+                    // Not cached here: callers are told at once.
+                    let _ = changes.send(ListChange { connection_id: first, kind });
+                    continue;
+                }
+                // Let a burst settle, then refresh each connection once;
+                // other lists' changes in the burst are passed on.
+                tokio::time::sleep(Duration::from_millis(100)).await;
                 let mut ids = vec![first];
-                while let Ok(PoolEvent::ToolListChanged(id)) = events.try_recv() {
-                    if !ids.contains(&id) {
+                while let Ok(PoolEvent::ListChanged(id, kind)) = events.try_recv() {
+                    if kind != ListKind::Tools {
+                        let _ = changes.send(ListChange { connection_id: id, kind });
+                    } else if !ids.contains(&id) {
                         ids.push(id);
                     }
                 }
                 for id in ids {
-                    let (core, pool) = (core.clone(), pool.clone());
+                    let (core, pool, changes) = (core.clone(), pool.clone(), changes.clone());
                     // Not inline: the refresh talks to the session whose
-                    // notification we are handling.
-                    tokio::spawn(async move { refresh_now(&core, &pool, &id).await });
+                    // notification we are handling. Callers hear of the
+                    // change once the catalog has it.
+                    tokio::spawn(async move {
+                        refresh_now(&core, &pool, &id).await;
+                        let _ = changes.send(ListChange { connection_id: id, kind: ListKind::Tools });
+                    });
                 }
             }
             _ = tick.tick() => {

@@ -290,6 +290,11 @@ async fn dispatch(
                     None,
                 ),
                 CallOutcome::Relayed(v) => success(id, v),
+                CallOutcome::UpstreamError {
+                    code,
+                    message,
+                    data,
+                } => error(id, code.into(), &message, data),
                 done @ (CallOutcome::Done(_) | CallOutcome::Failed(_)) => {
                     match wire::tool_result(done).map(serde_json::to_value) {
                         Ok(Ok(v)) => success(id, v),

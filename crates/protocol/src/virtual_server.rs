@@ -3,7 +3,9 @@
 //! the one path of a call (`{slug}/{tool}` in the registry: grant, policy,
 //! role, scope, argument validation, audit); every other request
 //! (resources, prompts, completion, logging level) is forwarded to the
-//! upstream after the same grant and policy checks, and audited.
+//! upstream after the same grant and policy checks, and audited. A
+//! 2026-07-28 caller's `subscriptions/listen` stream hears of the
+//! connections' list changes (tools once the catalog has them).
 
 use axum::http::request::Parts;
 use rmcp::model::{
@@ -11,17 +13,20 @@ use rmcp::model::{
     ErrorCode, GetPromptRequestParams, GetPromptResponse, GetPromptResult, Implementation,
     InitializeRequestParams, InitializeResult, ListPromptsResult, ListResourceTemplatesResult,
     ListResourcesResult, ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams,
-    ReadResourceResponse, ReadResourceResult, ServerCapabilities, ServerConfig,
+    ReadResourceResponse, ReadResourceResult, ServerCapabilities, ServerConfig, SubscriptionFilter,
 };
-use rmcp::service::RequestContext;
+use rmcp::service::{RequestContext, SubscriptionContext, SubscriptionSendError};
 use rmcp::transport::streamable_http_server::SessionRestoreMarker;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use std::sync::Arc;
-use switchboard_capabilities::{CallerChannel, Capabilities, ConnectionCapabilities, ForwardError};
+use switchboard_capabilities::{
+    CallerChannel, Capabilities, ConnectionCapabilities, ForwardError, ListChange, ListKind,
+};
 use switchboard_core::{Ctx, Outcome, Principal, RequestMeta};
+use tokio::sync::broadcast::error::RecvError;
 
 use crate::handler::{record_request, request_caller, request_parts, store_session_log_level};
 use crate::wire;
@@ -513,7 +518,10 @@ impl ServerHandler for VirtualHandler {
             .enable_prompts()
             .enable_resources()
             .enable_resources_subscribe()
+            .enable_resources_list_changed()
+            .enable_prompts_list_changed()
             .enable_tools()
+            .enable_tool_list_changed()
             .build();
         let mut info = InitializeResult::new(capabilities);
         info.server_info =
@@ -746,6 +754,66 @@ impl ServerHandler for VirtualHandler {
     }
 
     /// Upstream tools have no `x-mcp-header` parameters we vouch for.
+    fn accepted_subscription_filter(
+        &self,
+        requested: &SubscriptionFilter,
+    ) -> Option<SubscriptionFilter> {
+        // List changes are passed on; updates of single resources are not.
+        let mut accepted = requested.clone();
+        accepted.resource_subscriptions = None;
+        Some(accepted)
+    }
+
+    async fn listen(&self, context: SubscriptionContext) -> Result<(), ErrorData> {
+        let c = self.caller(
+            context.request_context(),
+            "subscriptions/listen",
+            None,
+            Value::Null,
+        )?;
+        // A saved server of several connections shows only their tools.
+        let (ids, tools_only): (Vec<String>, bool) = match self.served(&c).await? {
+            Served::One(conn) => (vec![conn.id.clone()], false),
+            Served::Many(conns) => (conns.iter().map(|k| k.id.clone()).collect(), true),
+        };
+        self.record(&c, Outcome::Ok, None).await?;
+        let Some(mut changes) = self.caps.list_changes() else {
+            context.cancelled().await;
+            return Ok(());
+        };
+        let sink = context.sink().clone();
+        loop {
+            let kinds: Vec<ListKind> = tokio::select! {
+                () = context.cancelled() => return Ok(()),
+                change = changes.recv() => match change {
+                    Ok(ListChange { connection_id, kind }) if ids.contains(&connection_id) => vec![kind],
+                    Ok(_) => continue,
+                    // Missed some: any list may have changed.
+                    Err(RecvError::Lagged(_)) => vec![ListKind::Tools, ListKind::Prompts, ListKind::Resources],
+                    Err(RecvError::Closed) => {
+                        context.cancelled().await;
+                        return Ok(());
+                    }
+                },
+            };
+            for kind in kinds {
+                // The sink drops what the caller did not ask for.
+                let sent = match kind {
+                    ListKind::Tools => sink.notify_tool_list_changed().await,
+                    ListKind::Prompts if !tools_only => sink.notify_prompt_list_changed().await,
+                    ListKind::Resources if !tools_only => sink.notify_resource_list_changed().await,
+                    _ => Ok(()),
+                };
+                if let Err(
+                    SubscriptionSendError::SubscriptionClosed | SubscriptionSendError::Service(_),
+                ) = sent
+                {
+                    return Ok(());
+                }
+            }
+        }
+    }
+
     fn get_tool(&self, _name: &str) -> Option<rmcp::model::Tool> {
         None
     }

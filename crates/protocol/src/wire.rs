@@ -46,6 +46,15 @@ pub fn tool_result(outcome: CallOutcome) -> Result<CallToolResult, rmcp::ErrorDa
         | CallOutcome::InvalidArguments(m)
         | CallOutcome::Failed(m) => Ok(CallToolResult::error(vec![ContentBlock::text(m)])),
         CallOutcome::UnknownTool(m) => Err(rmcp::ErrorData::invalid_params(m, None)),
+        CallOutcome::UpstreamError {
+            code,
+            message,
+            data,
+        } => Err(rmcp::ErrorData::new(
+            rmcp::model::ErrorCode(code),
+            message,
+            data,
+        )),
         CallOutcome::Internal => Err(rmcp::ErrorData::internal_error(
             "the server failed to run this tool; the error is in its log",
             None,

@@ -15,9 +15,9 @@ use rmcp::model::{
     GetPromptRequestParams, GetPromptResponse, GetPromptResult, Implementation, InitializeResult,
     ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult,
     PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult,
-    ServerCapabilities, ServerConfig, Tool,
+    ServerCapabilities, ServerConfig, SubscriptionFilter, Tool,
 };
-use rmcp::service::RequestContext;
+use rmcp::service::{RequestContext, SubscriptionContext, SubscriptionSendError, SubscriptionSink};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 use serde_json::{Value, json};
 
@@ -25,6 +25,13 @@ use serde_json::{Value, json};
 const PNG: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg==";
 /// A WAV header with no samples (8 kHz, mono, 16-bit).
 const WAV: &str = "UklGRiQAAABXQVZFZm10IBAAAAABAAEAQB8AAIA+AAACABAAZGF0YQAAAAA=";
+
+/// Which list changed.
+#[derive(Clone, Copy)]
+enum Changed {
+    Tools,
+    Prompts,
+}
 
 /// State shared by every session of one process.
 #[derive(Default)]
@@ -37,9 +44,31 @@ pub struct Shared {
     /// (tampered) is refused.
     states: Mutex<std::collections::HashMap<String, String>>,
     next_state: std::sync::atomic::AtomicU64,
+    /// Prompts added with `test_trigger_prompt_change`.
+    added_prompts: Mutex<Vec<String>>,
+    /// The open `subscriptions/listen` streams (2026-07-28).
+    listeners: Mutex<Vec<SubscriptionSink>>,
 }
 
 impl Shared {
+    /// Tells every open listen stream that a list changed; each stream's
+    /// filter drops what it did not ask for, and closed streams go.
+    async fn announce(&self, what: Changed) {
+        let sinks: Vec<SubscriptionSink> =
+            self.listeners.lock().map(|l| l.clone()).unwrap_or_default();
+        for sink in sinks {
+            let sent = match what {
+                Changed::Tools => sink.notify_tool_list_changed().await,
+                Changed::Prompts => sink.notify_prompt_list_changed().await,
+            };
+            if let Err(SubscriptionSendError::SubscriptionClosed) = sent
+                && let Ok(mut l) = self.listeners.lock()
+            {
+                l.retain(|s| s.id() != sink.id());
+            }
+        }
+    }
+
     fn issue_state(&self, round: &str) -> String {
         let n = self
             .next_state
@@ -314,6 +343,32 @@ impl Fixture {
                 string_arg("name", "The variable"),
             ),
             tool("pid", "This process's id", no_args()),
+            // The conformance suite's diagnostic tools (server-stateless).
+            tool(
+                "test_missing_capability",
+                "Needs the client's sampling capability: without it, -32021",
+                no_args(),
+            ),
+            tool(
+                "test_streaming_elicitation",
+                "Asks the client for input (an input-required result in 2026-07-28)",
+                no_args(),
+            ),
+            tool(
+                "test_logging_tool",
+                "Logs three messages, only when the request asked for a log level",
+                no_args(),
+            ),
+            tool(
+                "test_trigger_tool_change",
+                "Adds a tool and says the tool list changed",
+                no_args(),
+            ),
+            tool(
+                "test_trigger_prompt_change",
+                "Adds a prompt and says the prompt list changed",
+                no_args(),
+            ),
             tool(
                 "add_tool",
                 "Adds a tool named `name` and says the list changed",
@@ -420,6 +475,14 @@ impl Fixture {
                 let (params, label) = elicitation_params(name, args);
                 self.elicit(ctx, params, label).await?
             }
+            "test_streaming_elicitation" => {
+                self.elicit(
+                    ctx,
+                    name_question("What is your name?", "name"),
+                    "streaming elicitation",
+                )
+                .await?
+            }
             "json_schema_2020_12_tool" => text("received"),
             "echo" => {
                 let t = arg("text");
@@ -462,13 +525,60 @@ impl Fixture {
             }
             "add_tool" => {
                 let n = arg("name");
-                if let Ok(mut added) = self.shared.added.lock()
-                    && !added.contains(&n)
-                {
+                self.add_tool(&n, ctx).await;
+                text(&format!("added {n}"))
+            }
+            "test_trigger_tool_change" => {
+                let n = format!(
+                    "dynamic_tool_{}",
+                    self.shared
+                        .next_state
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                );
+                self.add_tool(&n, ctx).await;
+                text(&format!("added {n}"))
+            }
+            "test_trigger_prompt_change" => {
+                let n = format!(
+                    "dynamic_prompt_{}",
+                    self.shared
+                        .next_state
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                );
+                if let Ok(mut added) = self.shared.added_prompts.lock() {
                     added.push(n.clone());
                 }
-                let _ = ctx.peer.notify_tool_list_changed().await;
+                if !modern(ctx) {
+                    let _ = ctx.peer.notify_prompt_list_changed().await;
+                }
+                self.shared.announce(Changed::Prompts).await;
                 text(&format!("added {n}"))
+            }
+            "test_missing_capability" => {
+                let sampling = ctx
+                    .client_capabilities()
+                    .is_some_and(|c| c.sampling.is_some());
+                if !sampling {
+                    return Err(ErrorData::missing_required_client_capability(decode(
+                        json!({"sampling": {}}),
+                    )?));
+                }
+                text("the client declared sampling")
+            }
+            "test_logging_tool" => {
+                // A 2026-07-28 request gets log messages only when it asked
+                // for a level; a 2025-11-25 session always (setLevel filters).
+                if !modern(ctx) || ctx.meta.log_level().is_some() {
+                    for message in ["first", "second", "third"] {
+                        let _ = ctx
+                            .peer
+                            .notify_logging_message(decode(
+                                json!({"level": "info", "data": message}),
+                            )?)
+                            .await;
+                    }
+                }
+                text("logged")
             }
             other => {
                 let added = self
@@ -487,6 +597,20 @@ impl Fixture {
                 }
             }
         })
+    }
+
+    /// Adds a tool (once) and says the list changed: on the session's own
+    /// stream in 2025-11-25, on the listen streams in 2026-07-28.
+    async fn add_tool(&self, name: &str, ctx: &RequestContext<RoleServer>) {
+        if let Ok(mut added) = self.shared.added.lock()
+            && !added.iter().any(|n| n == name)
+        {
+            added.push(name.to_owned());
+        }
+        if !modern(ctx) {
+            let _ = ctx.peer.notify_tool_list_changed().await;
+        }
+        self.shared.announce(Changed::Tools).await;
     }
 
     /// The input-required tools, and (for a 2026-07-28 request) the tools
@@ -522,6 +646,17 @@ impl Fixture {
                 "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}})
         };
         let v = match request.name.as_ref() {
+            "test_streaming_elicitation" if modern(ctx) => match greet("user_name", "name") {
+                Some(name) => text(&format!("Hello, {name}!")),
+                None => input_required(
+                    vec![(
+                        "user_name",
+                        "elicitation/create",
+                        name_question("What is your name?", "name"),
+                    )],
+                    None,
+                )?,
+            },
             "test_input_required_result_elicitation" => match greet("user_name", "name") {
                 Some(name) => text(&format!("Hello, {name}!")),
                 None => input_required(
@@ -742,6 +877,7 @@ impl ServerHandler for Fixture {
             .enable_resources_subscribe()
             .enable_tools()
             .enable_tool_list_changed()
+            .enable_prompts_list_changed()
             .build();
         let mut info = InitializeResult::new(capabilities);
         info.server_info =
@@ -868,6 +1004,16 @@ impl ServerHandler for Fixture {
             {"name": "test_prompt_with_image", "description": "A prompt with an image"},
             {"name": "test_input_required_result_prompt", "description": "A prompt that asks for context first"}
         ]}))
+        .map(|mut r: ListPromptsResult| {
+            if let Ok(added) = self.shared.added_prompts.lock() {
+                for name in added.iter() {
+                    if let Ok(p) = decode(json!({"name": name, "description": "Added at run time"})) {
+                        r.prompts.push(p);
+                    }
+                }
+            }
+            r
+        })
     }
 
     async fn get_prompt(
@@ -920,6 +1066,15 @@ impl ServerHandler for Fixture {
                     }
                 }
             }
+            other
+                if self
+                    .shared
+                    .added_prompts
+                    .lock()
+                    .is_ok_and(|a| a.iter().any(|n| n == other)) =>
+            {
+                json!({"messages": [{"role": "user", "content": {"type": "text", "text": format!("{other}, added at run time")}}]})
+            }
             other => {
                 return Err(ErrorData::invalid_params(
                     format!("unknown prompt '{other}'"),
@@ -946,6 +1101,25 @@ impl ServerHandler for Fixture {
             .filter(|c| c.starts_with(&typed))
             .collect();
         result(json!({"completion": {"values": values, "total": values.len(), "hasMore": false}}))
+    }
+
+    fn accepted_subscription_filter(
+        &self,
+        requested: &SubscriptionFilter,
+    ) -> Option<SubscriptionFilter> {
+        Some(requested.clone())
+    }
+
+    async fn listen(&self, context: SubscriptionContext) -> Result<(), ErrorData> {
+        let sink = context.sink().clone();
+        if let Ok(mut l) = self.shared.listeners.lock() {
+            l.push(sink.clone());
+        }
+        context.cancelled().await;
+        if let Ok(mut l) = self.shared.listeners.lock() {
+            l.retain(|s| s.id() != sink.id());
+        }
+        Ok(())
     }
 
     async fn set_level(
