@@ -548,6 +548,7 @@ impl Core {
                 allow_production: row.allow_production != 0,
                 allow_write: row.allow_write != 0,
             }),
+            access_version: Some(row.access_version),
         })
     }
 
@@ -636,6 +637,7 @@ impl Core {
                 csrf_token: session.csrf_token,
             },
             mcp_policy: None,
+            access_version: None,
         })
     }
 
@@ -663,6 +665,7 @@ impl Core {
             permissions: parse_permissions(&member.role_permissions)?,
             credential: Credential::Cli,
             mcp_policy: None,
+            access_version: None,
         })
     }
 

@@ -28,6 +28,10 @@ pub struct Principal {
     /// The org's MCP policy, read with a bearer token (the MCP surfaces need
     /// it on every call); `None` where it was not loaded.
     pub mcp_policy: Option<McpPolicy>,
+    /// The org's access version when this principal was read with a bearer
+    /// token: what a cache of the member's granted connections is checked
+    /// against; `None` where it was not loaded (then nothing is cached).
+    pub access_version: Option<i64>,
 }
 
 /// How the caller proved who they are.
@@ -157,6 +161,7 @@ mod tests {
             permissions: role.permissions(),
             credential,
             mcp_policy: None,
+            access_version: None,
         }
     }
 

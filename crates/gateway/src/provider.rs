@@ -37,8 +37,17 @@ pub struct GatewaySource {
     pool: Arc<UpstreamPool>,
     health: Arc<HealthBook>,
     built: Mutex<HashMap<String, Built>>,
+    /// Each member's granted connections, by (org, membership), with the
+    /// org's access version they were read at: valid while it stays the
+    /// same (any change to connections, grants, teams or memberships bumps
+    /// it, on whichever replica).
+    granted: Mutex<HashMap<(String, String), (i64, Vec<Arc<ConnectionCapabilities>>)>>,
     changes: tokio::sync::broadcast::Sender<ListChange>,
 }
+
+/// Members whose granted connections are cached, at most; past it the
+/// cache starts again (cheaper than tracking use, and rare).
+const MAX_CACHED_MEMBERS: usize = 10_000;
 
 impl GatewaySource {
     pub fn new(
@@ -52,6 +61,7 @@ impl GatewaySource {
             pool,
             health,
             built: Mutex::new(HashMap::new()),
+            granted: Mutex::new(HashMap::new()),
             changes,
         }
     }
@@ -312,10 +322,28 @@ impl ConnectionSource for GatewaySource {
         &self,
         principal: &Principal,
     ) -> Result<Vec<Arc<ConnectionCapabilities>>, CoreError> {
+        let key = (principal.org_id.clone(), principal.membership_id.clone());
+        if let Some(version) = principal.access_version
+            && let Ok(cache) = self.granted.lock()
+            && let Some((v, conns)) = cache.get(&key)
+            && *v == version
+        {
+            return Ok(conns.clone());
+        }
         let rows = self.core.granted_connection_rows(principal).await?;
         let mut out = Vec::with_capacity(rows.len());
         for row in &rows {
             out.push(self.build(row).await?);
+        }
+        // Read after the principal: a change in between bumped the version
+        // past the one stored here, so the next request reads again.
+        if let Some(version) = principal.access_version
+            && let Ok(mut cache) = self.granted.lock()
+        {
+            if cache.len() >= MAX_CACHED_MEMBERS {
+                cache.clear();
+            }
+            cache.insert(key, (version, out.clone()));
         }
         Ok(out)
     }

@@ -142,8 +142,14 @@ pub fn router(state: McpState) -> (Router, CancellationToken) {
     vconfig.session_store = Some(Arc::new(sessions::DbSessionStore {
         db: state.caps.core().db().clone(),
     }));
+    let saved = Arc::new(virtual_server::SavedServers::default());
     let virtual_servers = StreamableHttpService::new(
-        move || Ok(virtual_server::VirtualHandler::new(caps.clone())),
+        move || {
+            Ok(virtual_server::VirtualHandler::new(
+                caps.clone(),
+                saved.clone(),
+            ))
+        },
         Arc::new(LocalSessionManager::default()),
         vconfig,
     );

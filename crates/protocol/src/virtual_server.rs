@@ -37,7 +37,20 @@ pub const PREFIX: &str = "/mcp/servers/";
 #[derive(Clone)]
 pub struct VirtualHandler {
     caps: Capabilities,
+    saved: Arc<SavedServers>,
 }
+
+/// Which connections make up each saved virtual server (`None`: the slug is
+/// a connection's own server), by (org, slug), with the org's access
+/// version they were read at (a change to a virtual server bumps it).
+/// Shared by every session.
+#[derive(Default)]
+pub struct SavedServers {
+    map: std::sync::Mutex<std::collections::HashMap<(String, String), (i64, Option<Vec<String>>)>>,
+}
+
+/// Saved-server entries cached, at most; past it the cache starts again.
+const MAX_CACHED_SERVERS: usize = 10_000;
 
 /// Who asks, about which server.
 struct Caller {
@@ -55,8 +68,43 @@ enum Served {
 }
 
 impl VirtualHandler {
-    pub fn new(caps: Capabilities) -> Self {
-        VirtualHandler { caps }
+    pub fn new(caps: Capabilities, saved: Arc<SavedServers>) -> Self {
+        VirtualHandler { caps, saved }
+    }
+
+    /// The connection slugs of the saved virtual server `slug`, or `None`
+    /// when it is not one (then it is a connection's own server).
+    async fn saved_members(
+        &self,
+        p: &Principal,
+        slug: &str,
+    ) -> Result<Option<Vec<String>>, ErrorData> {
+        let key = (p.org_id.clone(), slug.to_owned());
+        if let Some(version) = p.access_version
+            && let Ok(map) = self.saved.map.lock()
+            && let Some((v, members)) = map.get(&key)
+            && *v == version
+        {
+            return Ok(members.clone());
+        }
+        let members = self
+            .caps
+            .core()
+            .virtual_server_members(p, slug)
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "could not load a virtual server");
+                ErrorData::internal_error("the server could not load this virtual server", None)
+            })?;
+        if let Some(version) = p.access_version
+            && let Ok(mut map) = self.saved.map.lock()
+        {
+            if map.len() >= MAX_CACHED_SERVERS {
+                map.clear();
+            }
+            map.insert(key, (version, members.clone()));
+        }
+        Ok(members)
     }
 
     fn caller(
@@ -121,15 +169,7 @@ impl VirtualHandler {
 
     /// The connections behind this server that the caller is granted.
     async fn served(&self, c: &Caller) -> Result<Served, ErrorData> {
-        let members = self
-            .caps
-            .core()
-            .virtual_server_members(&c.principal, &c.slug)
-            .await
-            .map_err(|e| {
-                tracing::error!(error = %e, "could not load a virtual server");
-                ErrorData::internal_error("the server could not load this virtual server", None)
-            })?;
+        let members = self.saved_members(&c.principal, &c.slug).await?;
         let Some(members) = members else {
             return Ok(Served::One(self.connection(c).await?));
         };
@@ -591,15 +631,7 @@ impl ServerHandler for VirtualHandler {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let probe = self.caller(&context, "tools/call", None, Value::Null)?;
-        let saved = self
-            .caps
-            .core()
-            .virtual_server_members(&probe.principal, &probe.slug)
-            .await
-            .map_err(|e| {
-                tracing::error!(error = %e, "could not load a virtual server");
-                ErrorData::internal_error("the server could not load this virtual server", None)
-            })?;
+        let saved = self.saved_members(&probe.principal, &probe.slug).await?;
         let id = match saved {
             None => format!("{}/{}", probe.slug, request.name),
             // `{connection}_{tool}`: slugs have no `_`, so the first one splits.

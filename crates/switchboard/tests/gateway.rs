@@ -267,6 +267,67 @@ async fn virtual_server_over_http(backend: Backend) {
         json!([])
     );
 
+    // A second replica on the same database caches each member's granted
+    // connections against the org's access version (bumped by database
+    // triggers): grants and team memberships changed through the first
+    // replica hold on the second at its very next request.
+    let replica = gateway_server(&db, &[]);
+    let dev2 = Mcp::at(&replica.url("/mcp/servers/everything"), Some(&dev_token));
+    let r = dev2.call_2026("echo", json!({"message": "replica"})).await;
+    assert_eq!(text_of(&message(&r)), "Echo: replica");
+    let team = owner
+        .post("/api/v1/teams", json!({"name": "Gateway users"}))
+        .await;
+    assert_eq!(team.status, 201, "{:?}", team.body);
+    let team_id = team.body["id"].as_str().unwrap().to_owned();
+    let r = owner
+        .post(
+            &format!("/api/v1/teams/{team_id}/members"),
+            json!({"membership_id": dev_id}),
+        )
+        .await;
+    assert_eq!(r.status, 204, "{:?}", r.body);
+    let r = owner
+        .post(
+            "/api/v1/connections/everything/grants",
+            json!({"kind": "team", "id": team_id}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let member_grant = r.body["grants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["kind"] == "member")
+        .map(|g| g["id"].as_str().unwrap().to_owned())
+        .expect("the member grant");
+    let r = owner
+        .delete(&format!(
+            "/api/v1/connections/everything/grants/{member_grant}"
+        ))
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let r = dev2.call_2026("echo", json!({"message": "by team"})).await;
+    assert_eq!(text_of(&message(&r)), "Echo: by team");
+    let r = owner
+        .delete(&format!("/api/v1/teams/{team_id}/members/{dev_id}"))
+        .await;
+    assert_eq!(r.status, 204, "{:?}", r.body);
+    let r = dev2.stateless("tools/list", json!({})).await;
+    assert_eq!(message(&r)["error"]["code"], -32001, "{:?}", r.body);
+    let r = dev2.call_2026("echo", json!({"message": "gone"})).await;
+    assert!(message(&r)["error"].is_object(), "{:?}", r.body);
+    let r = owner
+        .post(
+            "/api/v1/connections/everything/grants",
+            json!({"kind": "member", "id": dev_id}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let r = dev2.call_2026("echo", json!({"message": "back"})).await;
+    assert_eq!(text_of(&message(&r)), "Echo: back");
+    drop(replica);
+
     // The org's policy: read-only. echo (marked read-only by the admin)
     // still works; get-sum (an upstream tool is a write unless marked) is
     // refused and no longer listed.

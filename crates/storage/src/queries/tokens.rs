@@ -166,6 +166,8 @@ pub struct TokenPrincipalRow {
     pub org_name: String,
     /// An OAuth access token's audience: the resource it was issued for.
     pub resource: Option<String>,
+    /// The org's access version (see migration 0008).
+    pub access_version: i64,
 }
 
 pub async fn token_principal<'c>(
@@ -178,7 +180,7 @@ pub async fn token_principal<'c>(
                 m.id AS membership_id, m.status AS membership_status,
                 r.id AS role_id, r.name AS role_name, r.permissions AS role_permissions,
                 o.mcp_enabled, o.allow_production, o.allow_write,
-                o.slug AS org_slug, o.name AS org_name, t.resource
+                o.slug AS org_slug, o.name AS org_name, t.resource, o.access_version
          FROM tokens t
          JOIN accounts a ON a.id = t.account_id
          JOIN organizations o ON o.id = t.org_id
