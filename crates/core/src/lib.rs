@@ -84,7 +84,9 @@ impl Default for CoreConfig {
 #[derive(Clone, Debug)]
 pub struct Core {
     pub(crate) db: Db,
-    pub(crate) config: CoreConfig,
+    /// Shared, not copied: a `Core` is cloned for every session and every
+    /// stateless request.
+    pub(crate) config: std::sync::Arc<CoreConfig>,
     pub(crate) audit_queue: audit_queue::AuditQueue,
     /// Seals connection secrets; set with [`Core::with_vault`].
     pub(crate) vault: Option<std::sync::Arc<switchboard_vault::Keyring>>,
@@ -95,7 +97,7 @@ impl Core {
         let audit_queue = audit_queue::AuditQueue::new(db.clone());
         Core {
             db,
-            config,
+            config: std::sync::Arc::new(config),
             audit_queue,
             vault: None,
         }

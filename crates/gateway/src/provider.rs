@@ -41,9 +41,12 @@ pub struct GatewaySource {
     /// org's access version they were read at: valid while it stays the
     /// same (any change to connections, grants, teams or memberships bumps
     /// it, on whichever replica).
-    granted: Mutex<HashMap<(String, String), (i64, Vec<Arc<ConnectionCapabilities>>)>>,
+    granted: Mutex<HashMap<(String, String), GrantedEntry>>,
     changes: tokio::sync::broadcast::Sender<ListChange>,
 }
+
+/// The access version a member's connections were read at, and them.
+type GrantedEntry = (i64, Vec<Arc<ConnectionCapabilities>>);
 
 /// Members whose granted connections are cached, at most; past it the
 /// cache starts again (cheaper than tracking use, and rare).

@@ -46,8 +46,12 @@ pub struct VirtualHandler {
 /// Shared by every session.
 #[derive(Default)]
 pub struct SavedServers {
-    map: std::sync::Mutex<std::collections::HashMap<(String, String), (i64, Option<Vec<String>>)>>,
+    map: std::sync::Mutex<std::collections::HashMap<(String, String), SavedEntry>>,
 }
+
+/// The access version an entry was read at, and the server's connection
+/// slugs (`None`: not a saved server).
+type SavedEntry = (i64, Option<Vec<String>>);
 
 /// Saved-server entries cached, at most; past it the cache starts again.
 const MAX_CACHED_SERVERS: usize = 10_000;

@@ -13,6 +13,13 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::settings::{Overrides, Settings};
 
+// Every request allocates and frees many small buffers across threads
+// (JSON, headers, futures); glibc's malloc spent about a sixth of the
+// gateway's CPU on them under load. mimalloc is built from its vendored C
+// source (no download).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "switchboard",
