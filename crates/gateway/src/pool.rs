@@ -200,6 +200,13 @@ struct UpstreamHandler {
 }
 
 impl UpstreamHandler {
+    /// Tells the gateway this upstream's `kind` list changed.
+    fn list_changed(&self, kind: ListKind) {
+        let _ = self
+            .events
+            .send(PoolEvent::ListChanged(self.connection_id.clone(), kind));
+    }
+
     /// A server-to-client request of the upstream, passed to the one caller
     /// waiting on it.
     async fn ask_caller<P: Serialize, R: DeserializeOwned>(
@@ -256,24 +263,15 @@ impl ClientHandler for UpstreamHandler {
     }
 
     async fn on_tool_list_changed(&self, _context: NotificationContext<RoleClient>) {
-        let _ = self.events.send(PoolEvent::ListChanged(
-            self.connection_id.clone(),
-            ListKind::Tools,
-        ));
+        self.list_changed(ListKind::Tools);
     }
 
     async fn on_prompt_list_changed(&self, _context: NotificationContext<RoleClient>) {
-        let _ = self.events.send(PoolEvent::ListChanged(
-            self.connection_id.clone(),
-            ListKind::Prompts,
-        ));
+        self.list_changed(ListKind::Prompts);
     }
 
     async fn on_resource_list_changed(&self, _context: NotificationContext<RoleClient>) {
-        let _ = self.events.send(PoolEvent::ListChanged(
-            self.connection_id.clone(),
-            ListKind::Resources,
-        ));
+        self.list_changed(ListKind::Resources);
     }
 
     async fn on_progress(
@@ -806,17 +804,12 @@ fn watch_lists(
     if info.protocol_version < rmcp::model::ProtocolVersion::V_2026_07_28 {
         return;
     }
-    let caps = &info.capabilities;
-    let mut filter = rmcp::model::SubscriptionFilter::new();
-    if caps.tools.as_ref().and_then(|t| t.list_changed) == Some(true) {
-        filter.tools_list_changed = Some(true);
-    }
-    if caps.prompts.as_ref().and_then(|p| p.list_changed) == Some(true) {
-        filter.prompts_list_changed = Some(true);
-    }
-    if caps.resources.as_ref().and_then(|r| r.list_changed) == Some(true) {
-        filter.resources_list_changed = Some(true);
-    }
+    let filter = rmcp::model::SubscriptionFilter::builder()
+        .tools_list_changed()
+        .prompts_list_changed()
+        .resources_list_changed()
+        .build()
+        .supported_by(&info.capabilities);
     if filter == rmcp::model::SubscriptionFilter::default() {
         return;
     }
