@@ -13,6 +13,7 @@
 //! SQL lives in `switchboard-storage`, protocols in the surface crates.
 //! Time is a parameter ([`RequestMeta::now_ms`]), never read inside a rule.
 
+mod access_cache;
 mod audit;
 mod audit_queue;
 mod error;
@@ -30,6 +31,7 @@ pub mod views;
 pub mod virtual_servers;
 pub mod work;
 
+pub use access_cache::AccessCache;
 pub use audit::{AuditQuery, CallInfo, Outcome, Surface, summarize_args};
 pub use error::CoreError;
 pub use principal::{Credential, Principal};

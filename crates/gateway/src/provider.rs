@@ -15,7 +15,7 @@ use switchboard_capabilities::{
     ListChange, ToolRules,
 };
 use switchboard_core::connections::ToolOverride;
-use switchboard_core::{Core, CoreError, Ctx, Principal};
+use switchboard_core::{AccessCache, Core, CoreError, Ctx, Principal};
 use switchboard_storage::ConnectionRow;
 
 use crate::health::HealthBook;
@@ -37,19 +37,12 @@ pub struct GatewaySource {
     pool: Arc<UpstreamPool>,
     health: Arc<HealthBook>,
     built: Mutex<HashMap<String, Built>>,
-    /// Each member's granted connections, by (org, membership), with the
-    /// org's access version they were read at: valid while it stays the
-    /// same (any change to connections, grants, teams or memberships bumps
-    /// it, on whichever replica).
-    granted: Mutex<HashMap<(String, String), GrantedEntry>>,
+    /// Each member's granted connections, by (org, membership).
+    granted: AccessCache<(String, String), Vec<Arc<ConnectionCapabilities>>>,
     changes: tokio::sync::broadcast::Sender<ListChange>,
 }
 
-/// The access version a member's connections were read at, and them.
-type GrantedEntry = (i64, Vec<Arc<ConnectionCapabilities>>);
-
-/// Members whose granted connections are cached, at most; past it the
-/// cache starts again (cheaper than tracking use, and rare).
+/// Members whose granted connections are cached, at most.
 const MAX_CACHED_MEMBERS: usize = 10_000;
 
 impl GatewaySource {
@@ -64,7 +57,7 @@ impl GatewaySource {
             pool,
             health,
             built: Mutex::new(HashMap::new()),
-            granted: Mutex::new(HashMap::new()),
+            granted: AccessCache::new(MAX_CACHED_MEMBERS),
             changes,
         }
     }
@@ -326,28 +319,15 @@ impl ConnectionSource for GatewaySource {
         principal: &Principal,
     ) -> Result<Vec<Arc<ConnectionCapabilities>>, CoreError> {
         let key = (principal.org_id.clone(), principal.membership_id.clone());
-        if let Some(version) = principal.access_version
-            && let Ok(cache) = self.granted.lock()
-            && let Some((v, conns)) = cache.get(&key)
-            && *v == version
-        {
-            return Ok(conns.clone());
+        if let Some(conns) = self.granted.get(&key, principal.access_version) {
+            return Ok(conns);
         }
         let rows = self.core.granted_connection_rows(principal).await?;
         let mut out = Vec::with_capacity(rows.len());
         for row in &rows {
             out.push(self.build(row).await?);
         }
-        // Read after the principal: a change in between bumped the version
-        // past the one stored here, so the next request reads again.
-        if let Some(version) = principal.access_version
-            && let Ok(mut cache) = self.granted.lock()
-        {
-            if cache.len() >= MAX_CACHED_MEMBERS {
-                cache.clear();
-            }
-            cache.insert(key, (version, out.clone()));
-        }
+        self.granted.put(key, principal.access_version, out.clone());
         Ok(out)
     }
 

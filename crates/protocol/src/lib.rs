@@ -142,7 +142,9 @@ pub fn router(state: McpState) -> (Router, CancellationToken) {
     vconfig.session_store = Some(Arc::new(sessions::DbSessionStore {
         db: state.caps.core().db().clone(),
     }));
-    let saved = Arc::new(virtual_server::SavedServers::default());
+    let saved = Arc::new(virtual_server::SavedServers::new(
+        virtual_server::MAX_CACHED_SERVERS,
+    ));
     let virtual_servers = StreamableHttpService::new(
         move || {
             Ok(virtual_server::VirtualHandler::new(

@@ -25,7 +25,7 @@ use std::sync::Arc;
 use switchboard_capabilities::{
     CallerChannel, Capabilities, ConnectionCapabilities, ForwardError, ListChange, ListKind,
 };
-use switchboard_core::{Ctx, Outcome, Principal, RequestMeta};
+use switchboard_core::{AccessCache, Ctx, Outcome, Principal, RequestMeta};
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::handler::{record_request, request_caller, request_parts, store_session_log_level};
@@ -41,20 +41,11 @@ pub struct VirtualHandler {
 }
 
 /// Which connections make up each saved virtual server (`None`: the slug is
-/// a connection's own server), by (org, slug), with the org's access
-/// version they were read at (a change to a virtual server bumps it).
-/// Shared by every session.
-#[derive(Default)]
-pub struct SavedServers {
-    map: std::sync::Mutex<std::collections::HashMap<(String, String), SavedEntry>>,
-}
+/// a connection's own server), by (org, slug). Shared by every session.
+pub type SavedServers = AccessCache<(String, String), Option<Vec<String>>>;
 
-/// The access version an entry was read at, and the server's connection
-/// slugs (`None`: not a saved server).
-type SavedEntry = (i64, Option<Vec<String>>);
-
-/// Saved-server entries cached, at most; past it the cache starts again.
-const MAX_CACHED_SERVERS: usize = 10_000;
+/// Saved-server entries cached, at most.
+pub const MAX_CACHED_SERVERS: usize = 10_000;
 
 /// Who asks, about which server.
 struct Caller {
@@ -84,12 +75,8 @@ impl VirtualHandler {
         slug: &str,
     ) -> Result<Option<Vec<String>>, ErrorData> {
         let key = (p.org_id.clone(), slug.to_owned());
-        if let Some(version) = p.access_version
-            && let Ok(map) = self.saved.map.lock()
-            && let Some((v, members)) = map.get(&key)
-            && *v == version
-        {
-            return Ok(members.clone());
+        if let Some(members) = self.saved.get(&key, p.access_version) {
+            return Ok(members);
         }
         let members = self
             .caps
@@ -100,14 +87,7 @@ impl VirtualHandler {
                 tracing::error!(error = %e, "could not load a virtual server");
                 ErrorData::internal_error("the server could not load this virtual server", None)
             })?;
-        if let Some(version) = p.access_version
-            && let Ok(mut map) = self.saved.map.lock()
-        {
-            if map.len() >= MAX_CACHED_SERVERS {
-                map.clear();
-            }
-            map.insert(key, (version, members.clone()));
-        }
+        self.saved.put(key, p.access_version, members.clone());
         Ok(members)
     }
 
