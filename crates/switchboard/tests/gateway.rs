@@ -104,14 +104,29 @@ async fn publish(owner: &Api, body: Value) {
     assert_eq!(r.body["health"], "connected", "{:?}", r.body);
 }
 
-async fn grant_org(owner: &Api, slug: &str) {
+/// Grants connection `slug` (`{"kind": …, "id": …}`); the connection after.
+async fn grant(owner: &Api, slug: &str, grantee: Value) -> Value {
     let r = owner
-        .post(
-            &format!("/api/v1/connections/{slug}/grants"),
-            json!({"kind": "org"}),
-        )
+        .post(&format!("/api/v1/connections/{slug}/grants"), grantee)
         .await;
     assert_eq!(r.status, 201, "{:?}", r.body);
+    r.body
+}
+
+async fn grant_org(owner: &Api, slug: &str) {
+    grant(owner, slug, json!({"kind": "org"})).await;
+}
+
+/// The `id` of the first item of a list whose `key` is `value`.
+fn id_where(items: &Value, key: &str, value: &str) -> String {
+    items
+        .as_array()
+        .unwrap_or_else(|| panic!("not a list: {items}"))
+        .iter()
+        .find(|i| i[key] == value)
+        .and_then(|i| i["id"].as_str())
+        .unwrap_or_else(|| panic!("no item with {key} = {value} in {items}"))
+        .to_owned()
 }
 
 async fn virtual_server_over_http(backend: Backend) {
@@ -131,20 +146,13 @@ async fn virtual_server_over_http(backend: Backend) {
     .await;
     // Granted to dev only (as a member grant), not to other.
     let members = owner.get("/api/v1/members").await;
-    let dev_id = members.body["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["email"] == "dev@alpha.test")
-        .map(|m| m["id"].as_str().unwrap().to_owned())
-        .expect("dev is a member");
-    let r = owner
-        .post(
-            "/api/v1/connections/everything/grants",
-            json!({"kind": "member", "id": dev_id}),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{:?}", r.body);
+    let dev_id = id_where(&members.body["items"], "email", "dev@alpha.test");
+    grant(
+        &owner,
+        "everything",
+        json!({"kind": "member", "id": dev_id}),
+    )
+    .await;
 
     let dev_token = db.token("dev@alpha.test", "alpha", "personal", MEMBER_SCOPES);
     let url = server.url("/mcp/servers/everything");
@@ -287,20 +295,8 @@ async fn virtual_server_over_http(backend: Backend) {
         )
         .await;
     assert_eq!(r.status, 204, "{:?}", r.body);
-    let r = owner
-        .post(
-            "/api/v1/connections/everything/grants",
-            json!({"kind": "team", "id": team_id}),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{:?}", r.body);
-    let member_grant = r.body["grants"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|g| g["kind"] == "member")
-        .map(|g| g["id"].as_str().unwrap().to_owned())
-        .expect("the member grant");
+    let connection = grant(&owner, "everything", json!({"kind": "team", "id": team_id})).await;
+    let member_grant = id_where(&connection["grants"], "kind", "member");
     let r = owner
         .delete(&format!(
             "/api/v1/connections/everything/grants/{member_grant}"
@@ -317,13 +313,12 @@ async fn virtual_server_over_http(backend: Backend) {
     assert_eq!(message(&r)["error"]["code"], -32001, "{:?}", r.body);
     let r = dev2.call_2026("echo", json!({"message": "gone"})).await;
     assert!(message(&r)["error"].is_object(), "{:?}", r.body);
-    let r = owner
-        .post(
-            "/api/v1/connections/everything/grants",
-            json!({"kind": "member", "id": dev_id}),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{:?}", r.body);
+    grant(
+        &owner,
+        "everything",
+        json!({"kind": "member", "id": dev_id}),
+    )
+    .await;
     let r = dev2.call_2026("echo", json!({"message": "back"})).await;
     assert_eq!(text_of(&message(&r)), "Echo: back");
     drop(replica);

@@ -69,11 +69,19 @@ impl Shared {
         }
     }
 
+    /// A number not handed out before in this process.
+    fn next_number(&self) -> u64 {
+        self.next_state
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// `{prefix}_{n}`, a name not handed out before in this process.
+    fn fresh_name(&self, prefix: &str) -> String {
+        format!("{prefix}_{}", self.next_number())
+    }
+
     fn issue_state(&self, round: &str) -> String {
-        let n = self
-            .next_state
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let handle = format!("st-{n}-{}", std::process::id());
+        let handle = format!("st-{}-{}", self.next_number(), std::process::id());
         if let Ok(mut m) = self.states.lock() {
             m.insert(handle.clone(), round.to_owned());
         }
@@ -529,22 +537,12 @@ impl Fixture {
                 text(&format!("added {n}"))
             }
             "test_trigger_tool_change" => {
-                let n = format!(
-                    "dynamic_tool_{}",
-                    self.shared
-                        .next_state
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-                );
+                let n = self.shared.fresh_name("dynamic_tool");
                 self.add_tool(&n, ctx).await;
                 text(&format!("added {n}"))
             }
             "test_trigger_prompt_change" => {
-                let n = format!(
-                    "dynamic_prompt_{}",
-                    self.shared
-                        .next_state
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-                );
+                let n = self.shared.fresh_name("dynamic_prompt");
                 if let Ok(mut added) = self.shared.added_prompts.lock() {
                     added.push(n.clone());
                 }
@@ -646,28 +644,23 @@ impl Fixture {
                 "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}})
         };
         let v = match request.name.as_ref() {
-            "test_streaming_elicitation" if modern(ctx) => match greet("user_name", "name") {
-                Some(name) => text(&format!("Hello, {name}!")),
-                None => input_required(
-                    vec![(
-                        "user_name",
-                        "elicitation/create",
-                        name_question("What is your name?", "name"),
-                    )],
-                    None,
-                )?,
-            },
-            "test_input_required_result_elicitation" => match greet("user_name", "name") {
-                Some(name) => text(&format!("Hello, {name}!")),
-                None => input_required(
-                    vec![(
-                        "user_name",
-                        "elicitation/create",
-                        name_question("What is your name?", "name"),
-                    )],
-                    None,
-                )?,
-            },
+            // The streaming one asks the same way in 2026-07-28; in
+            // 2025-11-25 it sends a real elicitation request (`call`).
+            "test_input_required_result_elicitation" | "test_streaming_elicitation"
+                if request.name != "test_streaming_elicitation" || modern(ctx) =>
+            {
+                match greet("user_name", "name") {
+                    Some(name) => text(&format!("Hello, {name}!")),
+                    None => input_required(
+                        vec![(
+                            "user_name",
+                            "elicitation/create",
+                            name_question("What is your name?", "name"),
+                        )],
+                        None,
+                    )?,
+                }
+            }
             "test_input_required_result_sampling" => match sampled("capital_question") {
                 Some(answer) => text(&format!("The model said: {answer}")),
                 None => input_required(
