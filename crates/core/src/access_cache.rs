@@ -34,6 +34,17 @@ impl<K: Eq + Hash, V: Clone> AccessCache<K, V> {
             .map(|(_, value)| value.clone())
     }
 
+    /// The entry for `key` and the version it was read at, whatever the
+    /// current version: for a caller that checks the version itself.
+    pub fn peek<Q>(&self, key: &Q) -> Option<(i64, V)>
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Eq + Hash + ?Sized,
+    {
+        let map = self.map.lock().ok()?;
+        map.get(key).map(|(v, value)| (*v, value.clone()))
+    }
+
     /// Keeps `value` for `key` at `version`. The value must have been read
     /// after the principal carrying `version`: it is then at least as new
     /// as that version (a change in between bumped the version past it, so
@@ -63,6 +74,8 @@ mod tests {
         cache.put("b", None, 2);
         assert_eq!(cache.get(&"b", None), None);
         assert_eq!(cache.get(&"b", Some(0)), None);
+        assert_eq!(cache.peek(&"a"), Some((3, 1)));
+        assert_eq!(cache.peek(&"b"), None);
     }
 
     #[test]

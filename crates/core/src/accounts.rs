@@ -14,6 +14,7 @@ use switchboard_storage::{
 
 use crate::audit::{AuditEntry, DirectEvent};
 use crate::password::{hash_password, verify_password};
+use crate::principal_cache::CachedToken;
 use crate::secret::{hash_secret, looks_like_secret, new_secret};
 use crate::views::{AccountView, MeView, OrgSummary, OrgView};
 use crate::{Core, CoreError, Credential, Ctx, Principal, RequestMeta, Surface};
@@ -453,7 +454,10 @@ impl Core {
     }
 
     /// Authenticates a bearer token: its hash, its state, and the CURRENT
-    /// membership and role of the account behind it.
+    /// membership and role of the account behind it. A principal built
+    /// earlier on this replica is used only when the org's access version,
+    /// read again for this request, has not moved since (any change to what
+    /// the principal is built from moves it; migrations 0008 and 0009).
     #[tracing::instrument(skip_all)]
     pub async fn authenticate_bearer(&self, token: &str, now: i64) -> Result<Principal, CoreError> {
         if !looks_like_secret(token) {
@@ -461,7 +465,50 @@ impl Core {
                 "the bearer token is malformed: expected the 64 hex characters shown when the token was created".into(),
             ));
         }
-        let Some(row) = storage::token_principal(self.db.pool(), &hash_secret(token)).await? else {
+        let hash = hash_secret(token);
+        let entry = match self.principals.get(&self.db, &hash).await? {
+            Some(cached) => cached,
+            None => {
+                let built = self.load_bearer(&hash).await?;
+                self.principals.put(hash.clone(), built.clone());
+                built
+            }
+        };
+        if let Some(exp) = entry.expires_at
+            && exp <= now
+        {
+            return Err(CoreError::Unauthenticated(format!(
+                "the bearer token expired at {}",
+                crate::views::rfc3339(exp)
+            )));
+        }
+        if entry
+            .last_used_at
+            .is_none_or(|t| now - t >= TOUCH_INTERVAL_MS)
+        {
+            let Credential::Token { id, .. } = &entry.principal.credential else {
+                return Err(CoreError::Internal(
+                    "a bearer principal without its token".into(),
+                ));
+            };
+            // Best effort: failing to record use must not fail the request.
+            if let Err(e) = storage::touch_token(self.db.pool(), id, now, TOUCH_INTERVAL_MS).await {
+                tracing::warn!(error = %e, "could not record token use");
+            }
+            self.principals.put(
+                hash,
+                CachedToken {
+                    last_used_at: Some(now),
+                    ..entry.clone()
+                },
+            );
+        }
+        Ok(entry.principal)
+    }
+
+    /// Builds a bearer token's principal from the database (one query).
+    async fn load_bearer(&self, hash: &str) -> Result<CachedToken, CoreError> {
+        let Some(row) = storage::token_principal(self.db.pool(), hash).await? else {
             return Err(CoreError::Unauthenticated(
                 "the bearer token is not valid".into(),
             ));
@@ -470,14 +517,6 @@ impl Core {
             return Err(CoreError::Unauthenticated(
                 "the bearer token has been revoked".into(),
             ));
-        }
-        if let Some(exp) = row.expires_at
-            && exp <= now
-        {
-            return Err(CoreError::Unauthenticated(format!(
-                "the bearer token expired at {}",
-                crate::views::rfc3339(exp)
-            )));
         }
         let kind: TokenKind = row.kind.parse().map_err(CoreError::Internal)?;
         let (Some(membership_id), Some("active"), Some(role_name), Some(perms)) = (
@@ -515,18 +554,7 @@ impl Core {
             Some(e) => Some(e.parse::<Environment>().map_err(CoreError::Internal)?),
             None => None,
         };
-        if row
-            .last_used_at
-            .is_none_or(|t| now - t >= TOUCH_INTERVAL_MS)
-        {
-            // Best effort: failing to record use must not fail the request.
-            if let Err(e) =
-                storage::touch_token(self.db.pool(), &row.token_id, now, TOUCH_INTERVAL_MS).await
-            {
-                tracing::warn!(error = %e, "could not record token use");
-            }
-        }
-        Ok(Principal {
+        let principal = Principal {
             account_id: row.account_id,
             email: row.email,
             display_name: row.display_name,
@@ -549,6 +577,11 @@ impl Core {
                 allow_write: row.allow_write != 0,
             }),
             access_version: Some(row.access_version),
+        };
+        Ok(CachedToken {
+            principal,
+            expires_at: row.expires_at,
+            last_used_at: row.last_used_at,
         })
     }
 

@@ -19,6 +19,7 @@ mod audit_queue;
 mod error;
 mod password;
 mod principal;
+mod principal_cache;
 mod secret;
 
 pub mod accounts;
@@ -92,6 +93,9 @@ pub struct Core {
     pub(crate) audit_queue: audit_queue::AuditQueue,
     /// Seals connection secrets; set with [`Core::with_vault`].
     pub(crate) vault: Option<std::sync::Arc<switchboard_vault::Keyring>>,
+    /// Bearer principals, checked against the org's access version on
+    /// every request (see `principal_cache`).
+    pub(crate) principals: std::sync::Arc<principal_cache::PrincipalCache>,
 }
 
 impl Core {
@@ -102,6 +106,7 @@ impl Core {
             config: std::sync::Arc::new(config),
             audit_queue,
             vault: None,
+            principals: std::sync::Arc::new(principal_cache::PrincipalCache::new()),
         }
     }
 

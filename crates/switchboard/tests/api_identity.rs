@@ -121,6 +121,38 @@ both_backends!(
             "{}",
             r.error_message()
         );
+        let r = Api::with_token(&b, &t2).get("/api/v1/me").await;
+        assert_eq!(r.status, 401, "{:?}", r.body);
+
+        // Each replica keeps a token's principal between requests; whatever
+        // it is built from, changed behind both replicas' backs (here with
+        // plain SQL, as another replica or the CLI would), shows at once.
+        let t3 = db.token("ada@example.com", "acme", "personal", "read:org");
+        for replica in [&a, &b] {
+            let me = Api::with_token(replica, &t3).get("/api/v1/me").await;
+            assert_ne!(
+                me.body["account"]["display_name"], "Ada Lovelace",
+                "{:?}",
+                me.body
+            );
+            assert_eq!(me.body["role"], "owner");
+        }
+        db.sql("UPDATE accounts SET display_name = 'Ada Lovelace' WHERE email = 'ada@example.com'")
+            .await;
+        for replica in [&a, &b] {
+            let me = Api::with_token(replica, &t3).get("/api/v1/me").await;
+            assert_eq!(me.body["account"]["display_name"], "Ada Lovelace");
+        }
+        db.sql("UPDATE roles SET name = 'founder' WHERE name = 'owner'")
+            .await;
+        for replica in [&a, &b] {
+            let me = Api::with_token(replica, &t3).get("/api/v1/me").await;
+            assert_eq!(me.body["role"], "founder");
+        }
+        db.sql("UPDATE roles SET permissions = '[]' WHERE name = 'founder'")
+            .await;
+        let me = Api::with_token(&b, &t3).get("/api/v1/me").await;
+        assert_eq!(me.body["permissions"], json!([]), "{:?}", me.body);
     }
 );
 

@@ -214,3 +214,14 @@ pub async fn role_usage<'c>(e: impl Exec<'c>, org_id: &str, role_id: &str) -> Re
     .fetch_one(e)
     .await?)
 }
+
+/// The org's access version alone (migration 0008): what a replica checks
+/// a cached principal against. `None` when the org no longer exists.
+pub async fn org_access_version<'c>(e: impl Exec<'c>, org_id: &str) -> Result<Option<i64>> {
+    Ok(
+        sqlx::query_scalar("SELECT access_version FROM organizations WHERE id = $1")
+            .bind(org_id)
+            .fetch_optional(e)
+            .await?,
+    )
+}
