@@ -98,64 +98,9 @@ impl ConnectionCapabilities {
             {
                 continue;
             }
-            let full = format!("{slug}/{}", t.name);
-            if t.name.is_empty() || t.name.len() > MAX_TOOL_NAME {
-                hidden.push((
-                    t.name.clone(),
-                    "the name is empty or longer than 128 characters".to_owned(),
-                ));
-                continue;
-            }
-            let (read_only, description_override) = rules
-                .overrides
-                .get(&t.name)
-                .cloned()
-                .unwrap_or((false, None));
-            let upstream_hint = |key: &str| {
-                t.annotations
-                    .as_ref()
-                    .and_then(|a| a.get(key))
-                    .and_then(Value::as_bool)
-            };
-            let hints = Hints {
-                read_only,
-                // A write is treated as destructive unless the upstream says otherwise.
-                destructive: !read_only && upstream_hint("destructiveHint").unwrap_or(true),
-                idempotent: upstream_hint("idempotentHint").unwrap_or(false),
-                open_world: upstream_hint("openWorldHint").unwrap_or(true),
-            };
-            let input = match &t.input_schema {
-                Value::Object(m) => m.clone(),
-                _ => {
-                    hidden.push((
-                        t.name.clone(),
-                        "its input schema is not a JSON object".to_owned(),
-                    ));
-                    continue;
-                }
-            };
-            let output = match &t.output_schema {
-                Some(Value::Object(m)) => Some(m.clone()),
-                _ => None,
-            };
-            let cap = Capability::new(
-                &full,
-                t.title.as_deref().unwrap_or(&t.name),
-                description_override.as_deref().unwrap_or(&t.description),
-                input,
-                output,
-                hints,
-                Access {
-                    permission: Some(Permission::ConnectionsUse),
-                    scope: Some(Scope::ConnectionsUse),
-                    writes: !read_only,
-                    audience: Audience::Anyone,
-                    production,
-                },
-            );
-            match cap {
+            match capability_of(&t, slug, rules, production) {
                 Ok(c) => {
-                    tools.insert(t.name.clone(), Arc::new(c.with_upstream_name(&t.name)));
+                    tools.insert(t.name.clone(), Arc::new(c));
                 }
                 Err(e) => hidden.push((t.name.clone(), e)),
             }
@@ -171,6 +116,67 @@ impl ConnectionCapabilities {
             hidden,
         }
     }
+}
+
+/// Why an upstream tool cannot be offered whatever an admin decides (a
+/// name no client accepts, an input schema that is not an object or does
+/// not compile); `None` when it can. The gateway checks this when it
+/// fetches a catalog, so the connection's health can name the tool.
+pub fn tool_problem(t: &CatalogEntry) -> Option<String> {
+    capability_of(t, "check", &ToolRules::default(), false).err()
+}
+
+/// One upstream tool as a capability, or why it cannot be one.
+fn capability_of(
+    t: &CatalogEntry,
+    slug: &str,
+    rules: &ToolRules,
+    production: bool,
+) -> Result<Capability, String> {
+    if t.name.is_empty() || t.name.len() > MAX_TOOL_NAME {
+        return Err("the name is empty or longer than 128 characters".to_owned());
+    }
+    let (read_only, description_override) = rules
+        .overrides
+        .get(&t.name)
+        .cloned()
+        .unwrap_or((false, None));
+    let upstream_hint = |key: &str| {
+        t.annotations
+            .as_ref()
+            .and_then(|a| a.get(key))
+            .and_then(Value::as_bool)
+    };
+    let hints = Hints {
+        read_only,
+        // A write is treated as destructive unless the upstream says otherwise.
+        destructive: !read_only && upstream_hint("destructiveHint").unwrap_or(true),
+        idempotent: upstream_hint("idempotentHint").unwrap_or(false),
+        open_world: upstream_hint("openWorldHint").unwrap_or(true),
+    };
+    let Value::Object(input) = &t.input_schema else {
+        return Err("its input schema is not a JSON object".to_owned());
+    };
+    let output = match &t.output_schema {
+        Some(Value::Object(m)) => Some(m.clone()),
+        _ => None,
+    };
+    let cap = Capability::new(
+        &format!("{slug}/{}", t.name),
+        t.title.as_deref().unwrap_or(&t.name),
+        description_override.as_deref().unwrap_or(&t.description),
+        input.clone(),
+        output,
+        hints,
+        Access {
+            permission: Some(Permission::ConnectionsUse),
+            scope: Some(Scope::ConnectionsUse),
+            writes: !read_only,
+            audience: Audience::Anyone,
+            production,
+        },
+    )?;
+    Ok(cap.with_upstream_name(&t.name))
 }
 
 /// A list an upstream can say changed.

@@ -18,7 +18,7 @@ mod registry;
 pub use capability::{Access, Audience, Capability, Denial, Hints, JsonObject};
 pub use connections::{
     About, CallerChannel, CatalogEntry, ConnectionCapabilities, ConnectionSource, ForwardError,
-    ListChange, ListKind, MAX_TOOL_NAME, ToolRules,
+    ListChange, ListKind, MAX_TOOL_NAME, ToolRules, tool_problem,
 };
 pub use org::OrgTools;
 pub use registry::{CallOutcome, Capabilities, CapabilityPage, Provider};

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
+use switchboard_core::connections::Listing;
 use switchboard_core::{Core, CoreError, Ctx, Outcome, Principal};
 use switchboard_domain::Scope;
 
@@ -191,6 +192,16 @@ impl Capabilities {
             (Ok(()), None) => Err(ForwardError::Refused("the gateway is off".into())),
             (Ok(()), Some(src)) => src.forward(ctx, connection, method, params, channel).await,
         };
+        self.audited(ctx, result).await
+    }
+
+    /// Records a request that is not a tool call with its outcome; the
+    /// answer is withheld when the record cannot be written.
+    async fn audited<T>(
+        &self,
+        ctx: Ctx<'_>,
+        result: Result<T, ForwardError>,
+    ) -> Result<T, ForwardError> {
         let (outcome, message) = match &result {
             Ok(_) => (Outcome::Ok, None),
             Err(ForwardError::Refused(m)) => (Outcome::Denied, Some(m.clone())),
@@ -202,12 +213,38 @@ impl Capabilities {
             .record_request(ctx, None, outcome, message.as_deref())
             .await
         {
-            tracing::error!(error = %e, method, "could not audit a forwarded request");
+            tracing::error!(error = %e, "could not audit a request to a connection");
             return Err(ForwardError::Unavailable(
                 "the server could not record this request".into(),
             ));
         }
         result
+    }
+
+    /// One of a granted connection's cached lists (resources, resource
+    /// templates, prompts): answered from the catalog, never by the
+    /// upstream. `None` when the upstream does not offer that list. Audited
+    /// like a forwarded request.
+    pub async fn listing(
+        &self,
+        ctx: Ctx<'_>,
+        connection: &ConnectionCapabilities,
+        kind: Listing,
+    ) -> Result<Option<Vec<Value>>, ForwardError> {
+        let result = match self.check_connection_use(ctx.principal, connection) {
+            Err(m) => Err(ForwardError::Refused(m)),
+            Ok(()) => self
+                .core
+                .connection_listing(&connection.id, kind)
+                .await
+                .map_err(|e| {
+                    tracing::error!(error = %e, "could not read a cached list");
+                    ForwardError::Unavailable(
+                        "the server could not read this connection's catalog".into(),
+                    )
+                }),
+        };
+        self.audited(ctx, result).await
     }
 
     /// What a granted connection's upstream said of itself.

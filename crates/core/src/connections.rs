@@ -151,6 +151,10 @@ pub struct ConnectionView {
     pub catalog_refreshed_at: Option<String>,
     /// How many upstream tools the catalog holds.
     pub tool_count: usize,
+    /// Fetched tools that are not offered, and why: a name or input schema
+    /// no client could use, or (for a member of a saved virtual server) a
+    /// `{slug}_{tool}` name over 128 characters. Part of the health.
+    pub hidden_tools: Vec<HiddenTool>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -184,6 +188,36 @@ pub enum ConnectionScope {
     Manageable,
 }
 
+/// The fetched tools that are not offered: those the gateway found unusable
+/// when it fetched them, and, for a member of a saved virtual server, those
+/// whose prefixed name would be over 128 characters (refused when the
+/// server is saved; one that appears later through an upstream change is
+/// left out of the server's list).
+fn hidden_tools(
+    slug: &str,
+    tools: &[storage::ConnectionToolRow],
+    in_saved_servers: bool,
+) -> Vec<HiddenTool> {
+    tools
+        .iter()
+        .filter_map(|t| {
+            let reason = t.problem.clone().or_else(|| {
+                let prefixed = format!("{slug}_{}", t.name).chars().count();
+                (in_saved_servers && prefixed > MAX_TOOL_NAME).then(|| {
+                    format!(
+                        "left out of saved virtual servers: '{slug}_{}' would be {prefixed} characters, over {MAX_TOOL_NAME}",
+                        t.name
+                    )
+                })
+            })?;
+            Some(HiddenTool {
+                name: t.name.clone(),
+                reason,
+            })
+        })
+        .collect()
+}
+
 fn json_list(v: &Option<String>) -> Option<Vec<String>> {
     v.as_deref().and_then(|s| serde_json::from_str(s).ok())
 }
@@ -193,6 +227,7 @@ fn json_list(v: &Option<String>) -> Option<Vec<String>> {
 struct Health {
     state: Option<(String, Option<String>, Option<i64>)>,
     tool_count: usize,
+    hidden: Vec<HiddenTool>,
 }
 
 fn view(
@@ -240,6 +275,7 @@ fn view(
         last_error,
         catalog_refreshed_at: refreshed.map(rfc3339),
         tool_count: health.tool_count,
+        hidden_tools: health.hidden,
         created_at: rfc3339(r.created_at),
         updated_at: rfc3339(r.updated_at),
     }
@@ -652,11 +688,12 @@ impl Core {
     ) -> Result<ConnectionView, CoreError> {
         let secrets = storage::connection_secrets(&mut *conn, &row.id).await?;
         let grants = storage::connection_grants(&mut *conn, &row.id).await?;
+        let tools = storage::connection_tools(&mut *conn, &row.id, SHARED).await?;
+        let in_saved_servers = storage::connection_in_saved_servers(&mut *conn, &row.id).await?;
         let health = Health {
             state: storage::connection_health(&mut *conn, &row.id).await?,
-            tool_count: storage::connection_tools(&mut *conn, &row.id, SHARED)
-                .await?
-                .len(),
+            tool_count: tools.len(),
+            hidden: hidden_tools(&row.slug, &tools, in_saved_servers),
         };
         Ok(view(row, &secrets, &grants, health))
     }
@@ -1159,6 +1196,63 @@ pub struct CatalogTool {
     pub input_schema: serde_json::Value,
     pub output_schema: Option<serde_json::Value>,
     pub annotations: Option<serde_json::Value>,
+    /// Why the tool cannot be offered (checked by the gateway when it is
+    /// fetched); `None` when it can.
+    pub problem: Option<String>,
+}
+
+/// A list an upstream may offer besides its tools, cached whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listing {
+    Resources,
+    ResourceTemplates,
+    Prompts,
+}
+
+impl Listing {
+    pub const ALL: [Listing; 3] = [
+        Listing::Resources,
+        Listing::ResourceTemplates,
+        Listing::Prompts,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Listing::Resources => "resources",
+            Listing::ResourceTemplates => "resource_templates",
+            Listing::Prompts => "prompts",
+        }
+    }
+}
+
+/// Most items kept of one list (an upstream could page forever).
+pub const MAX_LISTED: usize = 10_000;
+
+/// Everything a catalog refresh fetched from an upstream.
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    pub tools: Vec<CatalogTool>,
+    /// The lists the upstream offers, each with its items as the upstream
+    /// sent them; a list it does not offer is absent.
+    pub listings: Vec<(Listing, Vec<serde_json::Value>)>,
+}
+
+impl Catalog {
+    fn summary(&self) -> serde_json::Value {
+        let mut m = serde_json::Map::new();
+        m.insert("tools".into(), json!(self.tools.len()));
+        for (kind, items) in &self.listings {
+            m.insert(kind.as_str().into(), json!(items.len()));
+        }
+        serde_json::Value::Object(m)
+    }
+}
+
+/// A fetched tool that is not offered, and why (in a connection's health).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct HiddenTool {
+    pub name: String,
+    pub reason: String,
 }
 
 /// Where the gateway must connect, and with what (never shown to anyone).
@@ -1201,19 +1295,19 @@ impl Core {
         Ok(target(row))
     }
 
-    /// Stores what a catalog refresh found: the tool list (replacing the
-    /// cached one) and the health, or the failure and `disconnected` (the
-    /// cached list stays). Audited.
+    /// Stores what a catalog refresh found: the tools and the other lists
+    /// (replacing the cached ones) and the health, or the failure and
+    /// `disconnected` (the cached catalog stays). Audited.
     pub async fn store_catalog(
         &self,
         ctx: Ctx<'_>,
         id: &str,
-        fetched: Result<Vec<CatalogTool>, String>,
+        fetched: Result<Catalog, String>,
     ) -> Result<ConnectionView, CoreError> {
         let p = ctx.principal;
         let now = ctx.meta.now_ms;
         let args = match &fetched {
-            Ok(t) => json!({"tools": t.len()}),
+            Ok(c) => c.summary(),
             Err(e) => json!({"error": e}),
         };
         self.write(
@@ -1224,34 +1318,7 @@ impl Core {
                 let row = storage::connection_in_org(&mut *conn, &p.org_id, id)
                     .await?
                     .ok_or(CoreError::NotFound("connection"))?;
-                match &fetched {
-                    Ok(tools) => {
-                        let rows: Vec<storage::ConnectionToolRow> = tools
-                            .iter()
-                            .take(MAX_CATALOG)
-                            .map(|t| tool_row(&row.id, t, now))
-                            .collect();
-                        storage::replace_connection_tools(conn, &row.id, SHARED, &rows).await?;
-                        storage::set_connection_health(
-                            &mut *conn,
-                            &row.id,
-                            "connected",
-                            None,
-                            Some(now),
-                        )
-                        .await?;
-                    }
-                    Err(e) => {
-                        storage::set_connection_health(
-                            &mut *conn,
-                            &row.id,
-                            "disconnected",
-                            Some(e),
-                            None,
-                        )
-                        .await?;
-                    }
-                }
+                write_catalog(conn, &row.id, &fetched, now).await?;
                 self.load_view(conn, &row).await
             },
         )
@@ -1295,6 +1362,7 @@ fn catalog_tool(t: storage::ConnectionToolRow) -> CatalogTool {
         name: t.name,
         title: t.title,
         description: t.description,
+        problem: t.problem,
     }
 }
 
@@ -1333,26 +1401,30 @@ impl Core {
     pub async fn store_catalog_automatic(
         &self,
         id: &str,
-        fetched: Result<Vec<CatalogTool>, String>,
+        fetched: Result<Catalog, String>,
         now: i64,
     ) -> Result<(), CoreError> {
         let mut tx = self.db.begin_write().await?;
-        match &fetched {
-            Ok(tools) => {
-                let rows: Vec<storage::ConnectionToolRow> = tools
-                    .iter()
-                    .take(MAX_CATALOG)
-                    .map(|t| tool_row(id, t, now))
-                    .collect();
-                storage::replace_connection_tools(&mut tx, id, SHARED, &rows).await?;
-                storage::set_connection_health(&mut *tx, id, "connected", None, Some(now)).await?;
-            }
-            Err(e) => {
-                storage::set_connection_health(&mut *tx, id, "disconnected", Some(e), None).await?;
-            }
-        }
+        write_catalog(&mut tx, id, &fetched, now).await?;
         crate::Db::commit(tx).await?;
         Ok(())
+    }
+
+    /// One of a connection's cached lists, as the upstream sent its items;
+    /// `None` when the upstream does not offer it (or was never reached).
+    pub async fn connection_listing(
+        &self,
+        id: &str,
+        kind: Listing,
+    ) -> Result<Option<Vec<serde_json::Value>>, CoreError> {
+        let Some(text) =
+            storage::connection_listing(self.db.pool(), id, SHARED, kind.as_str()).await?
+        else {
+            return Ok(None);
+        };
+        serde_json::from_str(&text).map(Some).map_err(|e| {
+            CoreError::Internal(format!("a cached {} list is not JSON: {e}", kind.as_str()))
+        })
     }
 
     /// Records a connection's health as the gateway sees it.
@@ -1391,6 +1463,44 @@ impl Core {
     }
 }
 
+/// Replaces the cached catalog with what a refresh fetched and records
+/// the health; a failed refresh keeps the catalog and records why.
+async fn write_catalog(
+    conn: &mut Conn,
+    id: &str,
+    fetched: &Result<Catalog, String>,
+    now: i64,
+) -> Result<(), CoreError> {
+    let catalog = match fetched {
+        Ok(c) => c,
+        Err(e) => {
+            storage::set_connection_health(&mut *conn, id, "disconnected", Some(e), None).await?;
+            return Ok(());
+        }
+    };
+    let rows: Vec<storage::ConnectionToolRow> = catalog
+        .tools
+        .iter()
+        .take(MAX_CATALOG)
+        .map(|t| tool_row(id, t, now))
+        .collect();
+    storage::replace_connection_tools(conn, id, SHARED, &rows).await?;
+    for kind in Listing::ALL {
+        let items = catalog
+            .listings
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .map(|(_, items)| {
+                let kept = &items[..items.len().min(MAX_LISTED)];
+                serde_json::Value::Array(kept.to_vec()).to_string()
+            });
+        storage::replace_connection_listing(conn, id, SHARED, kind.as_str(), items.as_deref(), now)
+            .await?;
+    }
+    storage::set_connection_health(&mut *conn, id, "connected", None, Some(now)).await?;
+    Ok(())
+}
+
 fn tool_row(id: &str, t: &CatalogTool, now: i64) -> storage::ConnectionToolRow {
     storage::ConnectionToolRow {
         connection_id: id.to_owned(),
@@ -1402,6 +1512,7 @@ fn tool_row(id: &str, t: &CatalogTool, now: i64) -> storage::ConnectionToolRow {
         output_schema: t.output_schema.as_ref().map(|v| v.to_string()),
         annotations: t.annotations.as_ref().map(|v| v.to_string()),
         fetched_at: now,
+        problem: t.problem.clone(),
     }
 }
 
@@ -1414,8 +1525,9 @@ pub struct ConnectionsHealth {
     pub disconnected: usize,
     /// Never contacted yet.
     pub unknown: usize,
-    /// The connections that are not `connected`, with why (for those who
-    /// publish connections; empty for others).
+    /// The connections that are not `connected`, or that hide some of
+    /// their upstream's tools, with why (for those who publish
+    /// connections; empty for others).
     pub attention: Vec<ConnectionHealthItem>,
 }
 
@@ -1424,6 +1536,9 @@ pub struct ConnectionHealthItem {
     pub slug: String,
     pub health: String,
     pub last_error: Option<String>,
+    /// How many fetched tools are not offered (the connection's
+    /// `hidden_tools` says which and why).
+    pub hidden_tools: usize,
 }
 
 impl Core {
@@ -1438,6 +1553,14 @@ impl Core {
             total: rows.len(),
             ..Default::default()
         };
+        let hidden: BTreeMap<String, i64> = if admin {
+            storage::hidden_tool_counts(self.db.pool(), &p.org_id)
+                .await?
+                .into_iter()
+                .collect()
+        } else {
+            BTreeMap::new()
+        };
         for (slug, health, last_error) in rows {
             match health.as_str() {
                 "connected" => out.connected += 1,
@@ -1445,11 +1568,13 @@ impl Core {
                 "disconnected" => out.disconnected += 1,
                 _ => out.unknown += 1,
             }
-            if admin && health != "connected" {
+            let hidden_tools = hidden.get(&slug).copied().unwrap_or(0) as usize;
+            if admin && (health != "connected" || hidden_tools > 0) {
                 out.attention.push(ConnectionHealthItem {
                     slug,
                     health,
                     last_error,
+                    hidden_tools,
                 });
             }
         }

@@ -108,7 +108,12 @@ impl Core {
                     }
                     let mut too_long = Vec::new();
                     for (id, slug) in &members {
-                        for t in storage::connection_tools(&mut *conn, id, crate::connections::SHARED).await? {
+                        // A tool offered nowhere (its own name or schema is
+                        // unusable) gives no prefixed name either.
+                        for t in storage::connection_tools(&mut *conn, id, crate::connections::SHARED).await?
+                            .into_iter()
+                            .filter(|t| t.problem.is_none())
+                        {
                             let full = format!("{slug}_{}", t.name);
                             if full.chars().count() > MAX_TOOL_NAME {
                                 too_long.push(full);

@@ -90,6 +90,10 @@ pub enum PoolEvent {
     /// The upstream of this connection (by id) said one of its lists
     /// changed.
     ListChanged(String, ListKind),
+    /// A new session with this connection's upstream is listening for
+    /// changes: whatever changed while no session was (a restarted child
+    /// starts afresh) is only found by listing again.
+    SessionStarted(String),
 }
 
 /// The callers whose requests are upstream right now, so what an upstream
@@ -792,16 +796,22 @@ impl UpstreamPool {
 /// A 2026-07-28 upstream says its lists changed only on a
 /// `subscriptions/listen` stream: one per session, for the lists it says
 /// can change, for as long as the session lives. (An earlier-era upstream
-/// sends the notifications on its session, to [`UpstreamHandler`].)
+/// sends the notifications on its session, to [`UpstreamHandler`].) Either
+/// way, once the session is listening the pool says so, and the catalog is
+/// fetched again.
 fn watch_lists(
     peer: Peer<RoleClient>,
     connection_id: String,
     events: mpsc::UnboundedSender<PoolEvent>,
 ) {
+    let started = PoolEvent::SessionStarted(connection_id.clone());
     let Some(info) = peer.peer_info() else {
+        let _ = events.send(started);
         return;
     };
     if info.protocol_version < rmcp::model::ProtocolVersion::V_2026_07_28 {
+        // Its notifications come on the session, which is up.
+        let _ = events.send(started);
         return;
     }
     let filter = rmcp::model::SubscriptionFilter::builder()
@@ -811,10 +821,15 @@ fn watch_lists(
         .build()
         .supported_by(&info.capabilities);
     if filter == rmcp::model::SubscriptionFilter::default() {
+        let _ = events.send(started);
         return;
     }
     tokio::spawn(async move {
-        let mut subscription = match peer.listen(filter).await {
+        let subscription = peer.listen(filter).await;
+        // Listed again once the stream is acknowledged: a change after
+        // this is notified, one before it is in the new listing.
+        let _ = events.send(started);
+        let mut subscription = match subscription {
             Ok(s) => s,
             Err(e) => {
                 tracing::debug!(connection = %connection_id, error = %e, "the upstream refused subscriptions/listen");

@@ -6,9 +6,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use rmcp::model::PaginatedRequestParams;
+use rmcp::service::{Peer, RoleClient, ServiceError};
+use serde_json::Value;
+use switchboard_capabilities::{CatalogEntry, tool_problem};
 use switchboard_capabilities::{ListChange, ListKind};
 use switchboard_core::Core;
-use switchboard_core::connections::CatalogTool;
+use switchboard_core::connections::{Catalog, CatalogTool, Listing, MAX_LISTED};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -16,39 +20,131 @@ use crate::pool::{PoolEvent, UpstreamPool};
 
 pub use switchboard_core::HOP_HEADER;
 
-/// Lists every tool of a connection's upstream (all pages).
+/// Lists a connection's upstream: every tool, and the resources, resource
+/// templates and prompts it says it offers (all pages, at most
+/// [`MAX_LISTED`] items of each), within one call timeout.
 pub async fn fetch_catalog(
     pool: &UpstreamPool,
     connection_id: &str,
     version: i64,
-) -> Result<Vec<CatalogTool>, String> {
+) -> Result<Catalog, String> {
     let peer = pool.peer(connection_id, version).await?;
-    let listed = tokio::time::timeout(pool.settings().call_timeout, peer.list_all_tools())
+    let limit = pool.settings().call_timeout;
+    tokio::time::timeout(limit, list_everything(&peer))
         .await
         .map_err(|_| {
             format!(
-                "the upstream did not list its tools within {} s",
-                pool.settings().call_timeout.as_secs()
+                "the upstream did not list its tools, resources and prompts within {} s",
+                limit.as_secs()
             )
         })?
-        .map_err(|e| format!("the upstream MCP server failed to list its tools: {e}"))?;
-    Ok(listed
+}
+
+async fn list_everything(peer: &Peer<RoleClient>) -> Result<Catalog, String> {
+    let failed = |what: &str| {
+        let what = what.to_owned();
+        move |e: ServiceError| format!("the upstream MCP server failed to list its {what}: {e}")
+    };
+    let tools = all_pages(|cursor| async move {
+        let r = peer.list_tools(Some(page(cursor))).await?;
+        Ok((r.tools, r.next_cursor))
+    })
+    .await
+    .map_err(failed("tools"))?;
+    let tools = tools
         .into_iter()
-        .map(|t| CatalogTool {
-            name: t.name.to_string(),
-            title: t.title.clone(),
-            description: t.description.as_deref().unwrap_or_default().to_owned(),
-            input_schema: serde_json::Value::Object((*t.input_schema).clone()),
-            output_schema: t
-                .output_schema
-                .as_ref()
-                .map(|s| serde_json::Value::Object((**s).clone())),
-            annotations: t
-                .annotations
-                .as_ref()
-                .and_then(|a| serde_json::to_value(a).ok()),
+        .map(|t| {
+            let entry = CatalogEntry {
+                name: t.name.to_string(),
+                title: t.title.clone(),
+                description: t.description.as_deref().unwrap_or_default().to_owned(),
+                input_schema: Value::Object((*t.input_schema).clone()),
+                output_schema: t
+                    .output_schema
+                    .as_ref()
+                    .map(|s| Value::Object((**s).clone())),
+                annotations: t
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| serde_json::to_value(a).ok()),
+            };
+            CatalogTool {
+                problem: tool_problem(&entry),
+                name: entry.name,
+                title: entry.title,
+                description: entry.description,
+                input_schema: entry.input_schema,
+                output_schema: entry.output_schema,
+                annotations: entry.annotations,
+            }
         })
-        .collect())
+        .collect();
+    let offers = peer
+        .peer_info()
+        .map(|i| i.capabilities.clone())
+        .unwrap_or_default();
+    let mut listings = Vec::new();
+    if offers.resources.is_some() {
+        let resources = all_pages(|cursor| async move {
+            let r = peer.list_resources(Some(page(cursor))).await?;
+            Ok((r.resources, r.next_cursor))
+        })
+        .await
+        .map_err(failed("resources"))?;
+        listings.push((Listing::Resources, as_json(resources)));
+        let templates = all_pages(|cursor| async move {
+            let r = peer.list_resource_templates(Some(page(cursor))).await?;
+            Ok((r.resource_templates, r.next_cursor))
+        })
+        .await
+        .map_err(failed("resource templates"))?;
+        listings.push((Listing::ResourceTemplates, as_json(templates)));
+    }
+    if offers.prompts.is_some() {
+        let prompts = all_pages(|cursor| async move {
+            let r = peer.list_prompts(Some(page(cursor))).await?;
+            Ok((r.prompts, r.next_cursor))
+        })
+        .await
+        .map_err(failed("prompts"))?;
+        listings.push((Listing::Prompts, as_json(prompts)));
+    }
+    Ok(Catalog { tools, listings })
+}
+
+/// Items as the upstream sent them (rmcp's types keep unknown fields out,
+/// but everything the protocol defines is kept).
+fn as_json<T: serde::Serialize>(items: Vec<T>) -> Vec<Value> {
+    items
+        .into_iter()
+        .filter_map(|i| serde_json::to_value(i).ok())
+        .collect()
+}
+
+fn page(cursor: Option<String>) -> PaginatedRequestParams {
+    PaginatedRequestParams::default().with_cursor(cursor)
+}
+
+/// Every page of a list, up to [`MAX_LISTED`] items; a cursor
+/// seen before ends it too (an upstream must not keep us paging forever).
+async fn all_pages<T, F, Fut>(mut next: F) -> Result<Vec<T>, ServiceError>
+where
+    F: FnMut(Option<String>) -> Fut,
+    Fut: Future<Output = Result<(Vec<T>, Option<String>), ServiceError>>,
+{
+    let mut items = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut cursor = None;
+    loop {
+        let (page, next_cursor) = next(cursor).await?;
+        items.extend(page);
+        match next_cursor {
+            Some(c) if items.len() < MAX_LISTED && seen.insert(c.clone()) => cursor = Some(c),
+            _ => break,
+        }
+    }
+    items.truncate(MAX_LISTED);
+    Ok(items)
 }
 
 /// Refreshes one connection's catalog now and records the result.
@@ -93,31 +189,43 @@ pub async fn run_background(
         tokio::select! {
             _ = stop.cancelled() => break,
             event = events.recv() => {
-                let Some(PoolEvent::ListChanged(first, kind)) = event else { break };
-                if kind != ListKind::Tools {
-                    // Not cached here: callers are told at once.
-                    let _ = changes.send(ListChange { connection_id: first, kind });
-                    continue;
-                }
-                // Let a burst settle, then refresh each connection once;
-                // other lists' changes in the burst are passed on.
+                let Some(first) = event else { break };
+                // Let a burst settle, then refresh each connection once
+                // (tools, resources and prompts are all in its catalog).
                 tokio::time::sleep(Duration::from_millis(100)).await;
-                let mut ids = vec![first];
-                while let Ok(PoolEvent::ListChanged(id, kind)) = events.try_recv() {
-                    if kind != ListKind::Tools {
-                        let _ = changes.send(ListChange { connection_id: id, kind });
-                    } else if !ids.contains(&id) {
-                        ids.push(id);
+                let mut changed: Vec<(String, Vec<ListKind>)> = Vec::new();
+                let mut next = Some(first);
+                while let Some(event) = next {
+                    let (id, kinds) = match event {
+                        PoolEvent::ListChanged(id, kind) => (id, vec![kind]),
+                        // A new session may see different lists than the
+                        // last one did.
+                        PoolEvent::SessionStarted(id) => {
+                            (id, vec![ListKind::Tools, ListKind::Prompts, ListKind::Resources])
+                        }
+                    };
+                    match changed.iter_mut().find(|(c, _)| *c == id) {
+                        Some((_, known)) => {
+                            for kind in kinds {
+                                if !known.contains(&kind) {
+                                    known.push(kind);
+                                }
+                            }
+                        }
+                        None => changed.push((id, kinds)),
                     }
+                    next = events.try_recv().ok();
                 }
-                for id in ids {
+                for (id, kinds) in changed {
                     let (core, pool, changes) = (core.clone(), pool.clone(), changes.clone());
                     // Not inline: the refresh talks to the session whose
                     // notification we are handling. Callers hear of the
                     // change once the catalog has it.
                     tokio::spawn(async move {
                         refresh_now(&core, &pool, &id).await;
-                        let _ = changes.send(ListChange { connection_id: id, kind: ListKind::Tools });
+                        for kind in kinds {
+                            let _ = changes.send(ListChange { connection_id: id.clone(), kind });
+                        }
                     });
                 }
             }

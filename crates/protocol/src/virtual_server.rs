@@ -24,7 +24,9 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 use switchboard_capabilities::{
     CallerChannel, Capabilities, ConnectionCapabilities, ForwardError, ListChange, ListKind,
+    MAX_TOOL_NAME,
 };
+use switchboard_core::connections::Listing;
 use switchboard_core::{AccessCache, Ctx, Outcome, Principal, RequestMeta};
 use tokio::sync::broadcast::error::RecvError;
 
@@ -186,6 +188,26 @@ impl VirtualHandler {
         ErrorData::new(ErrorCode(-32001), message, Some(json!({"server": c.slug})))
     }
 
+    /// The one connection behind this server: `method` is not served by a
+    /// saved server over several.
+    async fn one_connection(
+        &self,
+        c: &Caller,
+        method: &str,
+    ) -> Result<Arc<ConnectionCapabilities>, ErrorData> {
+        match self.served(c).await? {
+            Served::One(conn) => Ok(conn),
+            Served::Many(_) => {
+                let message = format!(
+                    "'{}' serves the tools of several connections only: '{method}' needs a server bound to one connection (at that connection's slug)",
+                    c.slug
+                );
+                self.record(c, Outcome::Error, Some(&message)).await?;
+                Err(ErrorData::new(ErrorCode::METHOD_NOT_FOUND, message, None))
+            }
+        }
+    }
+
     /// Forwards `method` with `params` to the upstream and decodes its answer.
     async fn relay<P: Serialize, R: DeserializeOwned>(
         &self,
@@ -226,17 +248,7 @@ impl VirtualHandler {
             m.remove("requestState");
         }
         let c = self.caller(ctx, method, None, params.clone())?;
-        let conn = match self.served(&c).await? {
-            Served::One(conn) => conn,
-            Served::Many(_) => {
-                let message = format!(
-                    "'{}' serves the tools of several connections only: '{method}' needs a server bound to one connection (at that connection's slug)",
-                    c.slug
-                );
-                self.record(&c, Outcome::Error, Some(&message)).await?;
-                return Err(ErrorData::new(ErrorCode::METHOD_NOT_FOUND, message, None));
-            }
-        };
+        let conn = self.one_connection(&c, method).await?;
         let cx = Ctx {
             principal: &c.principal,
             meta: &c.meta,
@@ -245,6 +257,48 @@ impl VirtualHandler {
             .forward(cx, &conn, method, params, Some(channel))
             .await
             .map_err(to_error)
+    }
+
+    /// One of the connection's lists, from the catalog the gateway keeps
+    /// (refreshed when the upstream says it changed): all of it in one page,
+    /// so no cursor is valid. An upstream that does not offer the list has
+    /// none: an empty list.
+    async fn listed<T: DeserializeOwned>(
+        &self,
+        ctx: &RequestContext<RoleServer>,
+        method: &str,
+        kind: Listing,
+        request: Option<PaginatedRequestParams>,
+    ) -> Result<Vec<T>, ErrorData> {
+        let c = self.caller(ctx, method, None, Value::Null)?;
+        let conn = self.one_connection(&c, method).await?;
+        if let Some(cursor) = request.and_then(|r| r.cursor) {
+            let message = format!(
+                "'{cursor}' is not a cursor of this server: it lists everything in one page, so ask again without one"
+            );
+            self.record(&c, Outcome::Error, Some(&message)).await?;
+            return Err(ErrorData::invalid_params(message, None));
+        }
+        let cx = Ctx {
+            principal: &c.principal,
+            meta: &c.meta,
+        };
+        let items = self
+            .caps
+            .listing(cx, &conn, kind)
+            .await
+            .map_err(to_error)?
+            .unwrap_or_default();
+        Ok(items
+            .into_iter()
+            .filter_map(|item| match serde_json::from_value(item) {
+                Ok(v) => Some(v),
+                Err(e) => {
+                    tracing::warn!(method, error = %e, "a cached list item did not decode");
+                    None
+                }
+            })
+            .collect())
     }
 
     /// The level the caller wants log messages at: a 2026-07-28 request
@@ -594,13 +648,18 @@ impl ServerHandler for VirtualHandler {
                 .filter(|(_, cap)| cap.authorize(&c.principal).is_ok())
                 .map(|(name, cap)| wire::tool_as(cap, name))
                 .collect(),
+            // A prefixed name over 128 characters was refused when the
+            // server was saved; one that an upstream adds later is left
+            // out (the connection's health names it).
             Served::Many(conns) => conns
                 .iter()
                 .flat_map(|conn| {
                     conn.tools
                         .iter()
                         .filter(|(_, cap)| cap.authorize(&c.principal).is_ok())
-                        .map(|(name, cap)| wire::tool_as(cap, &format!("{}_{name}", conn.slug)))
+                        .map(|(name, cap)| (format!("{}_{name}", conn.slug), cap))
+                        .filter(|(full, _)| full.chars().count() <= MAX_TOOL_NAME)
+                        .map(|(full, cap)| wire::tool_as(cap, &full))
                         .collect::<Vec<_>>()
                 })
                 .collect(),
@@ -620,7 +679,12 @@ impl ServerHandler for VirtualHandler {
             None => format!("{}/{}", probe.slug, request.name),
             // `{connection}_{tool}`: slugs have no `_`, so the first one splits.
             Some(members) => match request.name.split_once('_') {
-                Some((conn, tool)) if members.iter().any(|m| m == conn) => format!("{conn}/{tool}"),
+                Some((conn, tool))
+                    if members.iter().any(|m| m == conn)
+                        && request.name.chars().count() <= MAX_TOOL_NAME =>
+                {
+                    format!("{conn}/{tool}")
+                }
                 // Not one of this server's: the call path reports it unknown.
                 _ => format!("{}/{}", probe.slug, request.name),
             },
@@ -659,8 +723,10 @@ impl ServerHandler for VirtualHandler {
         request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
-        self.relay(&context, "resources/list", &request.unwrap_or_default())
-            .await
+        let resources = self
+            .listed(&context, "resources/list", Listing::Resources, request)
+            .await?;
+        Ok(ListResourcesResult::with_all_items(resources))
     }
 
     async fn list_resource_templates(
@@ -668,12 +734,15 @@ impl ServerHandler for VirtualHandler {
         request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, ErrorData> {
-        self.relay(
-            &context,
-            "resources/templates/list",
-            &request.unwrap_or_default(),
-        )
-        .await
+        let templates = self
+            .listed(
+                &context,
+                "resources/templates/list",
+                Listing::ResourceTemplates,
+                request,
+            )
+            .await?;
+        Ok(ListResourceTemplatesResult::with_all_items(templates))
     }
 
     async fn read_resource(
@@ -690,8 +759,10 @@ impl ServerHandler for VirtualHandler {
         request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, ErrorData> {
-        self.relay(&context, "prompts/list", &request.unwrap_or_default())
-            .await
+        let prompts = self
+            .listed(&context, "prompts/list", Listing::Prompts, request)
+            .await?;
+        Ok(ListPromptsResult::with_all_items(prompts))
     }
 
     async fn get_prompt(

@@ -1260,3 +1260,168 @@ async fn catalogs_refresh_on_schedule_and_on_list_changed() {
     let r = client.call_2026("fresh_tool", json!({})).await;
     assert_eq!(text_of(&message(&r)), "fresh_tool ran");
 }
+
+/// Polls `check` every 200 ms for up to 10 s; the last value on failure.
+async fn eventually<F, Fut>(what: &str, mut check: F) -> Value
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = (bool, Value)>,
+{
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (done, seen) = check().await;
+        if done {
+            return seen;
+        }
+        assert!(Instant::now() < deadline, "{what} never happened: {seen}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn names_in(msg: &Value, list: &str, key: &str) -> Vec<String> {
+    msg["result"][list]
+        .as_array()
+        .unwrap_or_else(|| panic!("no {list} in {msg}"))
+        .iter()
+        .map(|i| i[key].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+// Resources, resource templates and prompts are in the catalog with the
+// tools: listed from it (not by asking the upstream on every request),
+// refreshed when the upstream says a list changed. Tools the gateway
+// cannot offer are named in the connection's health.
+#[tokio::test]
+async fn lists_come_from_the_catalog_and_hidden_tools_show_in_health() {
+    let bin = test_upstream_bin();
+    let db = TestDb::new(Backend::Sqlite).await;
+    db.bootstrap("owner@alpha.test", "alpha");
+    let server = Server::start_with(
+        &db,
+        &[],
+        &[("SWITCHBOARD_GATEWAY__ALLOWED_COMMANDS", bin.as_str())],
+    );
+    let owner = Api::sign_in(&server, "owner@alpha.test", PASSWORD).await;
+    for slug in ["fx", "other"] {
+        publish(
+            &owner,
+            json!({"slug": slug, "name": slug, "transport": "stdio", "command": bin, "args": ["stdio"]}),
+        )
+        .await;
+        grant_org(&owner, slug).await;
+    }
+    let token = db.token("owner@alpha.test", "alpha", "personal", ALL_SCOPES);
+    let fx = Mcp::at(&server.url("/mcp/servers/fx"), Some(&token));
+    let list = |method: &'static str| {
+        let fx = &fx;
+        async move { message(&fx.stateless(method, json!({})).await) }
+    };
+    let resources = names_in(&list("resources/list").await, "resources", "uri");
+    assert_eq!(
+        resources,
+        [
+            "test://static-text",
+            "test://static-binary",
+            "test://watched-resource"
+        ]
+    );
+    let templates = list("resources/templates/list").await;
+    assert_eq!(
+        names_in(&templates, "resourceTemplates", "uriTemplate"),
+        ["test://template/{id}/data"]
+    );
+    let prompts = names_in(&list("prompts/list").await, "prompts", "name");
+    assert!(
+        prompts.contains(&"test_prompt_with_image".to_owned()),
+        "{prompts:?}"
+    );
+    // A cursor means nothing here: everything comes in one page.
+    let r = message(&fx.stateless("prompts/list", json!({"cursor": "2"})).await);
+    assert_eq!(r["error"]["code"], -32602, "{r}");
+
+    // The upstream adds a prompt and says so: listed once the catalog has it.
+    let r = fx.call_2026("test_trigger_prompt_change", json!({})).await;
+    let added = text_of(&message(&r))
+        .trim_start_matches("added ")
+        .to_owned();
+    assert!(added.starts_with("dynamic_prompt_"), "{added}");
+    eventually("the added prompt being listed", || async {
+        let m = list("prompts/list").await;
+        (names_in(&m, "prompts", "name").contains(&added), m)
+    })
+    .await;
+    // The child dies; a new one (started on demand) knows nothing of that
+    // prompt, and the list still has it: it is the catalog's, not a live
+    // call's.
+    let pid = text_of(&message(&fx.call_2026("pid", json!({})).await));
+    let killed = std::process::Command::new("kill")
+        .args(["-9", &pid])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let prompts = names_in(&list("prompts/list").await, "prompts", "name");
+    assert!(prompts.contains(&added), "{prompts:?}");
+    let again = text_of(&message(&fx.call_2026("pid", json!({})).await));
+    assert_ne!(again, pid, "a new child answers");
+
+    // A tool no client could take (a name over 128 characters) is not
+    // offered, and the connection's health says which and why.
+    let long = "t".repeat(130);
+    fx.call_2026("add_tool", json!({"name": long})).await;
+    let view = eventually("the long tool in the health", || async {
+        let v = owner.get("/api/v1/connections/fx").await.body;
+        (
+            v["hidden_tools"].as_array().is_some_and(|h| !h.is_empty()),
+            v,
+        )
+    })
+    .await;
+    assert_eq!(view["hidden_tools"][0]["name"], long);
+    assert_eq!(
+        view["hidden_tools"][0]["reason"],
+        "the name is empty or longer than 128 characters"
+    );
+    let names = tool_names(&list("tools/list").await);
+    assert!(!names.contains(&long));
+    let status = owner.get("/api/v1/status").await.body;
+    let attention = status["connections"]["attention"].to_string();
+    assert!(attention.contains(r#""hidden_tools":1"#), "{status}");
+    assert!(attention.contains(r#""slug":"fx""#), "{status}");
+
+    // In a saved server over fx and other, tools are `fx_{tool}`: a name
+    // that fits alone but not prefixed is refused at saving time, and left
+    // out when it appears later.
+    let r = owner
+        .post(
+            "/api/v1/virtual-servers",
+            json!({"slug": "both", "name": "Both", "connections": ["fx", "other"]}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let fits_alone = "u".repeat(126);
+    fx.call_2026("add_tool", json!({"name": fits_alone})).await;
+    let view = eventually("the prefixed tool in the health", || async {
+        let v = owner.get("/api/v1/connections/fx").await.body;
+        (v["hidden_tools"].to_string().contains(&fits_alone), v)
+    })
+    .await;
+    assert!(
+        view["hidden_tools"].to_string().contains(&format!(
+            "left out of saved virtual servers: 'fx_{fits_alone}' would be 129 characters, over 128"
+        )),
+        "{view}"
+    );
+    assert!(tool_names(&list("tools/list").await).contains(&fits_alone));
+    let both = Mcp::at(&server.url("/mcp/servers/both"), Some(&token));
+    let combined = tool_names(&message(&both.stateless("tools/list", json!({})).await));
+    assert!(combined.contains(&"fx_echo".to_owned()), "{combined:?}");
+    assert!(
+        combined.iter().all(|n| n.chars().count() <= 128),
+        "{combined:?}"
+    );
+    let r = message(&both.call_2026(&format!("fx_{fits_alone}"), json!({})).await);
+    assert!(
+        r["error"].is_object() || r["result"]["isError"] == true,
+        "{r}"
+    );
+}

@@ -364,6 +364,8 @@ pub struct ConnectionToolRow {
     pub output_schema: Option<String>,
     pub annotations: Option<String>,
     pub fetched_at: i64,
+    /// Why the tool is not offered; `None` when it is.
+    pub problem: Option<String>,
 }
 
 /// Replaces a connection's cached tool list for one credential.
@@ -381,8 +383,8 @@ pub async fn replace_connection_tools(
     for t in tools {
         sqlx::query(
             "INSERT INTO connection_tools (connection_id, credential_key, name, title, description,
-                 input_schema, output_schema, annotations, fetched_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                 input_schema, output_schema, annotations, fetched_at, problem)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(&t.connection_id)
         .bind(&t.credential_key)
@@ -393,6 +395,7 @@ pub async fn replace_connection_tools(
         .bind(&t.output_schema)
         .bind(&t.annotations)
         .bind(t.fetched_at)
+        .bind(&t.problem)
         .execute(&mut *conn)
         .await?;
     }
@@ -406,11 +409,90 @@ pub async fn connection_tools<'c>(
 ) -> Result<Vec<ConnectionToolRow>> {
     Ok(sqlx::query_as(
         "SELECT connection_id, credential_key, name, title, description, input_schema, output_schema,
-                annotations, fetched_at
+                annotations, fetched_at, problem
          FROM connection_tools WHERE connection_id = $1 AND credential_key = $2 ORDER BY name",
     )
     .bind(connection_id)
     .bind(credential_key)
+    .fetch_all(e)
+    .await?)
+}
+
+/// Replaces one of a connection's cached lists (`resources`,
+/// `resource_templates`, `prompts`) for one credential; `None` removes it
+/// (the upstream no longer offers that list).
+pub async fn replace_connection_listing(
+    conn: &mut crate::Conn,
+    connection_id: &str,
+    credential_key: &str,
+    kind: &str,
+    items: Option<&str>,
+    now: i64,
+) -> Result<()> {
+    sqlx::query(
+        "DELETE FROM connection_listings WHERE connection_id = $1 AND credential_key = $2 AND kind = $3",
+    )
+    .bind(connection_id)
+    .bind(credential_key)
+    .bind(kind)
+    .execute(&mut *conn)
+    .await?;
+    if let Some(items) = items {
+        sqlx::query(
+            "INSERT INTO connection_listings (connection_id, credential_key, kind, items, fetched_at)
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(connection_id)
+        .bind(credential_key)
+        .bind(kind)
+        .bind(items)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// One cached list of a connection (a JSON array), if the upstream offers it.
+pub async fn connection_listing<'c>(
+    e: impl Exec<'c>,
+    connection_id: &str,
+    credential_key: &str,
+    kind: &str,
+) -> Result<Option<String>> {
+    Ok(sqlx::query_scalar(
+        "SELECT items FROM connection_listings WHERE connection_id = $1 AND credential_key = $2 AND kind = $3",
+    )
+    .bind(connection_id)
+    .bind(credential_key)
+    .bind(kind)
+    .fetch_optional(e)
+    .await?)
+}
+
+/// Whether a connection is a member of any saved virtual server (where its
+/// tools are offered under `{slug}_{tool}`).
+pub async fn connection_in_saved_servers<'c>(
+    e: impl Exec<'c>,
+    connection_id: &str,
+) -> Result<bool> {
+    let n: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM virtual_server_connections WHERE connection_id = $1",
+    )
+    .bind(connection_id)
+    .fetch_one(e)
+    .await?;
+    Ok(n > 0)
+}
+
+/// Per connection slug of an org, how many fetched tools have a problem
+/// (connections without one are left out).
+pub async fn hidden_tool_counts<'c>(e: impl Exec<'c>, org_id: &str) -> Result<Vec<(String, i64)>> {
+    Ok(sqlx::query_as(
+        "SELECT c.slug, COUNT(*) FROM connection_tools t JOIN connections c ON c.id = t.connection_id
+         WHERE c.org_id = $1 AND t.problem IS NOT NULL GROUP BY c.slug",
+    )
+    .bind(org_id)
     .fetch_all(e)
     .await?)
 }
