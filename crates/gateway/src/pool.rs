@@ -106,6 +106,26 @@ pub enum PoolEvent {
 pub struct Relays {
     map: Mutex<HashMap<String, Relay>>,
     next: AtomicI64,
+    /// Progress notifications per (connection, upstream progress token):
+    /// how many arrived (counted by [`Counted`] in the order the upstream
+    /// sent them, before the response that follows is handled) and how
+    /// many were passed on. rmcp hands notifications to the handler on
+    /// tasks of their own, so without this the last progress could reach
+    /// the caller after the answer, on a stream already closed.
+    progress: Mutex<HashMap<(String, String), (u64, u64)>>,
+    progress_passed: tokio::sync::Notify,
+}
+
+/// Most progress notifications a relay waits to see passed on after its
+/// answer came.
+const PROGRESS_DRAIN: Duration = Duration::from_secs(1);
+
+fn token_text(token: &rmcp::model::ProgressToken) -> Option<String> {
+    match serde_json::to_value(token) {
+        Ok(serde_json::Value::String(s)) => Some(s),
+        Ok(other) => Some(other.to_string()),
+        Err(_) => None,
+    }
 }
 
 struct Relay {
@@ -125,10 +145,8 @@ impl RelayGuard {
     /// Records the progress token the upstream request carries (rmcp
     /// assigns one to every request, per session).
     pub fn set_progress_token(&self, token: &rmcp::model::ProgressToken) {
-        let text = match serde_json::to_value(token) {
-            Ok(serde_json::Value::String(s)) => s,
-            Ok(other) => other.to_string(),
-            Err(_) => return,
+        let Some(text) = token_text(token) else {
+            return;
         };
         if let Ok(mut m) = self.relays.map.lock()
             && let Some(r) = m.get_mut(&self.token)
@@ -136,12 +154,47 @@ impl RelayGuard {
             r.progress = Some(text);
         }
     }
+
+    /// Waits (a second at most) until every progress notification the
+    /// upstream sent before its answer has been passed to the caller, so
+    /// the caller sees them before the answer.
+    pub async fn drain_progress(&self) {
+        let Some(key) = self.progress_key() else {
+            return;
+        };
+        let relays = &self.relays;
+        let settled = async {
+            loop {
+                let passed = relays.progress_passed.notified();
+                let done = relays.progress.lock().map_or(true, |m| {
+                    m.get(&key).is_none_or(|(arrived, sent)| sent >= arrived)
+                });
+                if done {
+                    return;
+                }
+                passed.await;
+            }
+        };
+        let _ = tokio::time::timeout(PROGRESS_DRAIN, settled).await;
+    }
+
+    fn progress_key(&self) -> Option<(String, String)> {
+        let m = self.relays.map.lock().ok()?;
+        let r = m.get(&self.token)?;
+        Some((r.connection_id.clone(), r.progress.clone()?))
+    }
 }
 
 impl Drop for RelayGuard {
     fn drop(&mut self) {
+        let key = self.progress_key();
         if let Ok(mut m) = self.relays.map.lock() {
             m.remove(&self.token);
+        }
+        if let Some(key) = key
+            && let Ok(mut p) = self.relays.progress.lock()
+        {
+            p.remove(&key);
         }
     }
 }
@@ -168,6 +221,33 @@ impl Relays {
             relays: self.clone(),
             token,
         }
+    }
+
+    /// A progress notification for `token` arrived from the upstream.
+    fn progress_arrived(&self, connection_id: &str, token: &rmcp::model::ProgressToken) {
+        let Some(token) = token_text(token) else {
+            return;
+        };
+        if let Ok(mut p) = self.progress.lock() {
+            p.entry((connection_id.to_owned(), token)).or_default().0 += 1;
+        }
+    }
+
+    /// A progress notification for `token` was passed on (or dropped).
+    fn progress_passed(&self, connection_id: &str, token: &str) {
+        if let Ok(mut p) = self.progress.lock() {
+            let key = (connection_id.to_owned(), token.to_owned());
+            let relayed = self.by_progress(connection_id, token).is_some();
+            match p.get_mut(&key) {
+                // Nobody waits for a token no relay has: forget it.
+                Some(_) if !relayed => {
+                    p.remove(&key);
+                }
+                Some(counts) => counts.1 += 1,
+                None => {}
+            }
+        }
+        self.progress_passed.notify_waiters();
     }
 
     fn by_progress(&self, connection_id: &str, token: &str) -> Option<Arc<dyn CallerChannel>> {
@@ -283,21 +363,17 @@ impl ClientHandler for UpstreamHandler {
         params: ProgressNotificationParam,
         _context: NotificationContext<RoleClient>,
     ) {
-        let ours = match serde_json::to_value(&params.progress_token) {
-            Ok(serde_json::Value::String(s)) => s,
-            Ok(other) => other.to_string(),
-            Err(_) => return,
-        };
-        let Some(channel) = self.relays.by_progress(&self.connection_id, &ours) else {
+        let Some(ours) = token_text(&params.progress_token) else {
             return;
         };
-        let Some(theirs) = channel.progress_token() else {
-            return;
-        };
-        if let Ok(mut v) = serde_json::to_value(&params) {
+        if let Some(channel) = self.relays.by_progress(&self.connection_id, &ours)
+            && let Some(theirs) = channel.progress_token()
+            && let Ok(mut v) = serde_json::to_value(&params)
+        {
             v["progressToken"] = theirs;
             channel.notify("notifications/progress", v).await;
         }
+        self.relays.progress_passed(&self.connection_id, &ours);
     }
 
     async fn on_logging_message(
@@ -574,7 +650,11 @@ impl UpstreamPool {
         };
         match target.transport.as_str() {
             "streamable_http" => {
-                let transport = self.http_transport(target, &creds)?;
+                let transport = Counted {
+                    inner: self.http_transport(target, &creds)?,
+                    connection_id: target.id.clone(),
+                    relays: self.relays.clone(),
+                };
                 let session = handler
                     .serve_with_lifecycle(transport, lifecycle())
                     .await
@@ -689,7 +769,12 @@ impl UpstreamPool {
                 }
             });
         }
-        match handler.serve_with_lifecycle(child, lifecycle()).await {
+        let transport = Counted {
+            inner: child,
+            connection_id: target.id.clone(),
+            relays: self.relays.clone(),
+        };
+        match handler.serve_with_lifecycle(transport, lifecycle()).await {
             Ok(session) => Ok(Live {
                 session,
                 version: target.version,
@@ -790,6 +875,43 @@ impl UpstreamPool {
                 stop(old).await;
             }
         }
+    }
+}
+
+/// An upstream transport that counts progress notifications as they
+/// arrive (see [`Relays`]): the one place that sees them in order with
+/// the responses.
+struct Counted<T> {
+    inner: T,
+    connection_id: String,
+    relays: Arc<Relays>,
+}
+
+impl<T: rmcp::transport::Transport<RoleClient>> rmcp::transport::Transport<RoleClient>
+    for Counted<T>
+{
+    type Error = T::Error;
+
+    fn send(
+        &mut self,
+        item: rmcp::service::TxJsonRpcMessage<RoleClient>,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send + 'static {
+        self.inner.send(item)
+    }
+
+    async fn receive(&mut self) -> Option<rmcp::service::RxJsonRpcMessage<RoleClient>> {
+        let message = self.inner.receive().await;
+        if let Some(rmcp::model::JsonRpcMessage::Notification(n)) = &message
+            && let rmcp::model::ServerNotification::ProgressNotification(p) = &n.notification
+        {
+            self.relays
+                .progress_arrived(&self.connection_id, &p.params.progress_token);
+        }
+        message
+    }
+
+    fn close(&mut self) -> impl Future<Output = Result<(), Self::Error>> + Send {
+        self.inner.close()
     }
 }
 

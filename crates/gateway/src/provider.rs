@@ -260,6 +260,9 @@ impl GatewaySource {
             }
         }
         .await;
+        if let (Some(guard), Ok(_)) = (&relay, &answer) {
+            guard.drain_progress().await;
+        }
         drop(relay);
         let result = match answer {
             Ok(r) => match serde_json::to_value(&r) {

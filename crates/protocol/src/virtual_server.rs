@@ -188,6 +188,42 @@ impl VirtualHandler {
         ErrorData::new(ErrorCode(-32001), message, Some(json!({"server": c.slug})))
     }
 
+    /// Whether the caller of a long-lived request may still use this
+    /// server: their bearer token is authenticated again (a revoked token,
+    /// a removed member, a changed role all show) and the server resolved
+    /// for them again. Refusals are audited as for any request.
+    async fn still_allowed(
+        &self,
+        ctx: &RequestContext<RoleServer>,
+        c: &Caller,
+    ) -> Result<(), ErrorData> {
+        let gone = || {
+            ErrorData::new(
+                ErrorCode(-32001),
+                format!(
+                    "you may no longer use the MCP server '{}': this subscription has ended",
+                    c.slug
+                ),
+                Some(json!({"server": c.slug})),
+            )
+        };
+        let Some(token) = crate::guard::bearer(&request_parts(ctx)?.headers) else {
+            return Ok(());
+        };
+        let principal = self
+            .caps
+            .core()
+            .authenticate_bearer(token, switchboard_core::now_ms())
+            .await
+            .map_err(|_| gone())?;
+        let now = Caller {
+            principal,
+            meta: c.meta.clone(),
+            slug: c.slug.clone(),
+        };
+        self.served(&now).await.map(|_| ()).map_err(|_| gone())
+    }
+
     /// The one connection behind this server: `method` is not served by a
     /// saved server over several.
     async fn one_connection(
@@ -883,6 +919,10 @@ impl ServerHandler for VirtualHandler {
                     }
                 },
             };
+            // The stream outlives the request that opened it: before
+            // telling the caller anything, check they may still use this
+            // server (token, membership and grants as they are now).
+            self.still_allowed(context.request_context(), &c).await?;
             for kind in kinds {
                 // The sink drops what the caller did not ask for.
                 let sent = match kind {

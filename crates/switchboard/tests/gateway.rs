@@ -1261,6 +1261,118 @@ async fn catalogs_refresh_on_schedule_and_on_list_changed() {
     assert_eq!(text_of(&message(&r)), "fresh_tool ran");
 }
 
+/// The next SSE event's JSON `data` on an open stream (5 s at most).
+async fn next_event(stream: &mut reqwest::Response, buffer: &mut String) -> Option<Value> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        while let Some(end) = buffer.find("\n\n") {
+            let event: String = buffer.drain(..end + 2).collect();
+            let data: String = event
+                .lines()
+                .filter_map(|l| l.strip_prefix("data:"))
+                .map(str::trim)
+                .collect();
+            if let Ok(v) = serde_json::from_str::<Value>(&data) {
+                return Some(v);
+            }
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, stream.chunk()).await {
+            Ok(Ok(Some(bytes))) => {
+                buffer.push_str(&String::from_utf8_lossy(&bytes).replace("\r\n", "\n"))
+            }
+            _ => return None,
+        }
+    }
+}
+
+// A `subscriptions/listen` stream outlives the request that opened it:
+// once the caller's grant is gone, the next change ends the stream with a
+// refusal instead of telling them about a server they may no longer use.
+#[tokio::test]
+async fn an_open_listen_stream_ends_when_the_grant_is_removed() {
+    let bin = test_upstream_bin();
+    let db = TestDb::new(Backend::Sqlite).await;
+    db.bootstrap("owner@alpha.test", "alpha");
+    let server = Server::start_with(
+        &db,
+        &[],
+        &[("SWITCHBOARD_GATEWAY__ALLOWED_COMMANDS", bin.as_str())],
+    );
+    let owner = Api::with_token(
+        &server,
+        &db.token("owner@alpha.test", "alpha", "personal", ALL_SCOPES),
+    );
+    let dev = add_member(&owner, "dev@alpha.test", "member").await;
+    publish(
+        &owner,
+        json!({"slug": "fx", "name": "fx", "transport": "stdio", "command": bin, "args": ["stdio"]}),
+    )
+    .await;
+    let me = owner.get("/api/v1/me").await.body;
+    let mine = me["membership_id"].as_str().expect("membership").to_owned();
+    grant(&owner, "fx", json!({"kind": "member", "id": mine})).await;
+    let granted = grant(&owner, "fx", json!({"kind": "member", "id": dev})).await;
+    let grant_id = id_where(&granted["grants"], "grantee_id", &dev);
+    let dev_token = db.token("dev@alpha.test", "alpha", "personal", "connections:use");
+    let url = server.url("/mcp/servers/fx");
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "subscriptions/listen", "params": {
+        "_meta": common::mcp::meta_2026(), "notifications": {"toolsListChanged": true}}});
+    let mut stream = reqwest::Client::new()
+        .post(&url)
+        .bearer_auth(&dev_token)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", common::mcp::V2026)
+        .header("mcp-method", "subscriptions/listen")
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("listen");
+    assert_eq!(stream.status(), 200);
+    let mut buffer = String::new();
+    let ack = next_event(&mut stream, &mut buffer)
+        .await
+        .expect("the acknowledgment");
+    assert!(
+        ack["method"]
+            .as_str()
+            .is_some_and(|m| m.contains("acknowledged")),
+        "{ack}"
+    );
+
+    let fx = Mcp::at(&url, Some(&dev_token));
+    fx.call_2026("add_tool", json!({"name": "first_added"}))
+        .await;
+    let changed = next_event(&mut stream, &mut buffer)
+        .await
+        .expect("a change");
+    assert_eq!(
+        changed["method"], "notifications/tools/list_changed",
+        "{changed}"
+    );
+
+    let r = owner
+        .delete(&format!("/api/v1/connections/fx/grants/{grant_id}"))
+        .await;
+    assert!(r.status == 200 || r.status == 204, "{:?}", r.body);
+    let admin = Mcp::at(
+        &url,
+        Some(&db.token("owner@alpha.test", "alpha", "personal", ALL_SCOPES)),
+    );
+    admin
+        .call_2026("add_tool", json!({"name": "second_added"}))
+        .await;
+    let ended = next_event(&mut stream, &mut buffer).await.expect("the end");
+    assert_eq!(ended["error"]["code"], -32001, "{ended}");
+    assert!(
+        ended["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("may no longer use the MCP server 'fx'")),
+        "{ended}"
+    );
+}
+
 /// Polls `check` every 200 ms for up to 10 s; the last value on failure.
 async fn eventually<F, Fut>(what: &str, mut check: F) -> Value
 where
