@@ -194,7 +194,7 @@ impl VirtualHandler {
     /// for them again. Refusals are audited as for any request.
     async fn still_allowed(
         &self,
-        ctx: &RequestContext<RoleServer>,
+        headers: &axum::http::HeaderMap,
         c: &Caller,
     ) -> Result<(), ErrorData> {
         let gone = || {
@@ -207,7 +207,7 @@ impl VirtualHandler {
                 Some(json!({"server": c.slug})),
             )
         };
-        let Some(token) = crate::guard::bearer(&request_parts(ctx)?.headers) else {
+        let Some(token) = crate::guard::bearer(headers) else {
             return Ok(());
         };
         let principal = self
@@ -222,6 +222,71 @@ impl VirtualHandler {
             slug: c.slug.clone(),
         };
         self.served(&now).await.map(|_| ()).map_err(|_| gone())
+    }
+
+    /// The connections whose list changes reach this server's callers, and
+    /// whether only tool changes do (a saved server of several connections
+    /// shows only their tools).
+    async fn watched(&self, c: &Caller) -> Result<(Vec<String>, bool), ErrorData> {
+        Ok(match self.served(c).await? {
+            Served::One(conn) => (vec![conn.id.clone()], false),
+            Served::Many(conns) => (conns.iter().map(|k| k.id.clone()).collect(), true),
+        })
+    }
+
+    /// A 2025-11-25 session hears of list changes on its own stream, for as
+    /// long as its transport is open here (a session restored on another
+    /// replica starts its own when it is restored) and its caller may
+    /// still use the server.
+    fn forward_list_changes(
+        &self,
+        peer: rmcp::Peer<RoleServer>,
+        headers: axum::http::HeaderMap,
+        c: Caller,
+        ids: Vec<String>,
+        tools_only: bool,
+    ) {
+        let Some(mut changes) = self.caps.list_changes() else {
+            return;
+        };
+        let this = self.clone();
+        tokio::spawn(async move {
+            // A closed session is noticed within this long even when
+            // nothing changes.
+            let mut check = tokio::time::interval(std::time::Duration::from_secs(15));
+            loop {
+                let kinds: Vec<ListKind> = tokio::select! {
+                    _ = check.tick() => {
+                        if peer.is_transport_closed() {
+                            return;
+                        }
+                        continue;
+                    }
+                    change = changes.recv() => match change {
+                        Ok(ListChange { connection_id, kind }) if ids.contains(&connection_id) => vec![kind],
+                        Ok(_) => continue,
+                        Err(RecvError::Lagged(_)) => vec![ListKind::Tools, ListKind::Prompts, ListKind::Resources],
+                        Err(RecvError::Closed) => return,
+                    },
+                };
+                if this.still_allowed(&headers, &c).await.is_err() {
+                    return;
+                }
+                for kind in kinds {
+                    let sent = match kind {
+                        ListKind::Tools => peer.notify_tool_list_changed().await,
+                        ListKind::Prompts if !tools_only => peer.notify_prompt_list_changed().await,
+                        ListKind::Resources if !tools_only => {
+                            peer.notify_resource_list_changed().await
+                        }
+                        _ => Ok(()),
+                    };
+                    if sent.is_err() {
+                        return;
+                    }
+                }
+            }
+        });
     }
 
     /// The one connection behind this server: `method` is not served by a
@@ -652,6 +717,10 @@ impl ServerHandler for VirtualHandler {
         let negotiated = self.negotiate_initialize(&request)?;
         let mut info = self.info(&context, "initialize").await?;
         info.protocol_version = negotiated.protocol_version;
+        let c = self.caller(&context, "initialize", None, Value::Null)?;
+        let (ids, tools_only) = self.watched(&c).await?;
+        let headers = request_parts(&context)?.headers.clone();
+        self.forward_list_changes(context.peer.clone(), headers, c, ids, tools_only);
         Ok(info)
     }
 
@@ -894,11 +963,7 @@ impl ServerHandler for VirtualHandler {
             None,
             Value::Null,
         )?;
-        // A saved server of several connections shows only their tools.
-        let (ids, tools_only): (Vec<String>, bool) = match self.served(&c).await? {
-            Served::One(conn) => (vec![conn.id.clone()], false),
-            Served::Many(conns) => (conns.iter().map(|k| k.id.clone()).collect(), true),
-        };
+        let (ids, tools_only) = self.watched(&c).await?;
         self.record(&c, Outcome::Ok, None).await?;
         let Some(mut changes) = self.caps.list_changes() else {
             context.cancelled().await;
@@ -922,7 +987,8 @@ impl ServerHandler for VirtualHandler {
             // The stream outlives the request that opened it: before
             // telling the caller anything, check they may still use this
             // server (token, membership and grants as they are now).
-            self.still_allowed(context.request_context(), &c).await?;
+            self.still_allowed(&request_parts(context.request_context())?.headers, &c)
+                .await?;
             for kind in kinds {
                 // The sink drops what the caller did not ask for.
                 let sent = match kind {

@@ -1261,9 +1261,13 @@ async fn catalogs_refresh_on_schedule_and_on_list_changed() {
     assert_eq!(text_of(&message(&r)), "fresh_tool ran");
 }
 
-/// The next SSE event's JSON `data` on an open stream (5 s at most).
-async fn next_event(stream: &mut reqwest::Response, buffer: &mut String) -> Option<Value> {
-    let deadline = Instant::now() + Duration::from_secs(5);
+/// The next SSE event's JSON `data` on an open stream, within `secs`.
+async fn next_event(
+    stream: &mut reqwest::Response,
+    buffer: &mut String,
+    secs: u64,
+) -> Option<Value> {
+    let deadline = Instant::now() + Duration::from_secs(secs);
     loop {
         while let Some(end) = buffer.find("\n\n") {
             let event: String = buffer.drain(..end + 2).collect();
@@ -1286,11 +1290,13 @@ async fn next_event(stream: &mut reqwest::Response, buffer: &mut String) -> Opti
     }
 }
 
-// A `subscriptions/listen` stream outlives the request that opened it:
-// once the caller's grant is gone, the next change ends the stream with a
-// refusal instead of telling them about a server they may no longer use.
+// Callers of a virtual server hear of list changes: a 2026-07-28
+// `subscriptions/listen` stream and a 2025-11-25 session's own stream.
+// Both outlive the request that opened them: once the caller's grant is
+// gone, the next change ends the listen stream with a refusal, and the
+// session is told nothing more about a server it may no longer use.
 #[tokio::test]
-async fn an_open_listen_stream_ends_when_the_grant_is_removed() {
+async fn list_changes_reach_both_eras_until_the_grant_is_removed() {
     let bin = test_upstream_bin();
     let db = TestDb::new(Backend::Sqlite).await;
     db.bootstrap("owner@alpha.test", "alpha");
@@ -1331,7 +1337,7 @@ async fn an_open_listen_stream_ends_when_the_grant_is_removed() {
         .expect("listen");
     assert_eq!(stream.status(), 200);
     let mut buffer = String::new();
-    let ack = next_event(&mut stream, &mut buffer)
+    let ack = next_event(&mut stream, &mut buffer, 5)
         .await
         .expect("the acknowledgment");
     assert!(
@@ -1341,12 +1347,34 @@ async fn an_open_listen_stream_ends_when_the_grant_is_removed() {
         "{ack}"
     );
 
+    // A 2025-11-25 session hears of changes on its own stream.
+    let mut legacy = Mcp::at(&url, Some(&dev_token));
+    legacy.initialize().await;
+    let mut session_stream = reqwest::Client::new()
+        .get(&url)
+        .bearer_auth(&dev_token)
+        .header("accept", "text/event-stream")
+        .header("mcp-protocol-version", common::mcp::V2025)
+        .header("mcp-session-id", legacy.session.clone().expect("session"))
+        .send()
+        .await
+        .expect("the session's stream");
+    assert_eq!(session_stream.status(), 200);
+    let mut session_buffer = String::new();
+
     let fx = Mcp::at(&url, Some(&dev_token));
     fx.call_2026("add_tool", json!({"name": "first_added"}))
         .await;
-    let changed = next_event(&mut stream, &mut buffer)
+    let changed = next_event(&mut stream, &mut buffer, 5)
         .await
         .expect("a change");
+    assert_eq!(
+        changed["method"], "notifications/tools/list_changed",
+        "{changed}"
+    );
+    let changed = next_event(&mut session_stream, &mut session_buffer, 5)
+        .await
+        .expect("a change on the session's stream");
     assert_eq!(
         changed["method"], "notifications/tools/list_changed",
         "{changed}"
@@ -1363,7 +1391,12 @@ async fn an_open_listen_stream_ends_when_the_grant_is_removed() {
     admin
         .call_2026("add_tool", json!({"name": "second_added"}))
         .await;
-    let ended = next_event(&mut stream, &mut buffer).await.expect("the end");
+    let ended = next_event(&mut stream, &mut buffer, 5)
+        .await
+        .expect("the end");
+    // The session is told nothing more either.
+    let after = next_event(&mut session_stream, &mut session_buffer, 2).await;
+    assert!(after.is_none(), "{after:?}");
     assert_eq!(ended["error"]["code"], -32001, "{ended}");
     assert!(
         ended["error"]["message"]
