@@ -149,6 +149,11 @@ async fn run_writer(db: Db, mut rx: mpsc::Receiver<(AuditRow, Ack)>, linger: boo
 }
 
 async fn commit(db: &Db, rows: &[AuditRow]) -> Result<(), storage::StorageError> {
+    // One statement commits on its own: one round trip to the database's
+    // thread instead of three (BEGIN, INSERT, COMMIT), the same durability.
+    if rows.len() <= storage::AUDIT_ROWS_PER_STATEMENT {
+        return storage::insert_audit_rows(db.pool(), rows).await;
+    }
     let mut tx = db.begin_write().await?;
     storage::insert_audit_batch(&mut tx, rows).await?;
     Db::commit(tx).await

@@ -80,16 +80,31 @@ pub async fn insert_audit<'c>(e: impl Exec<'c>, a: &AuditRow) -> Result<()> {
     Ok(())
 }
 
-/// Inserts many events in one statement per chunk (the group commit of
-/// read-only MCP calls): one round trip and one durable commit for a batch.
+/// Most events one INSERT carries: 18 parameters each, 4,608 in all, well
+/// within SQLite's 32,766 and PostgreSQL's 65,535.
+pub const AUDIT_ROWS_PER_STATEMENT: usize = 256;
+
+/// Inserts up to [`AUDIT_ROWS_PER_STATEMENT`] events in one statement. On
+/// its own (autocommit) it is one round trip and one durable commit: the
+/// group commit of MCP calls needs no BEGIN and COMMIT around it.
+pub async fn insert_audit_rows<'c>(e: impl Exec<'c>, rows: &[AuditRow]) -> Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    debug_assert!(rows.len() <= AUDIT_ROWS_PER_STATEMENT);
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(insert_sql(rows.len())));
+    for a in rows {
+        q = bind_row(q, a);
+    }
+    q.execute(e).await?;
+    Ok(())
+}
+
+/// Inserts any number of events, one statement per
+/// [`AUDIT_ROWS_PER_STATEMENT`], inside the caller's transaction.
 pub async fn insert_audit_batch(conn: &mut crate::Conn, rows: &[AuditRow]) -> Result<()> {
-    // Both backends accept far more than 18 × 50 parameters.
-    for chunk in rows.chunks(50) {
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(insert_sql(chunk.len())));
-        for a in chunk {
-            q = bind_row(q, a);
-        }
-        q.execute(&mut *conn).await?;
+    for chunk in rows.chunks(AUDIT_ROWS_PER_STATEMENT) {
+        insert_audit_rows(&mut *conn, chunk).await?;
     }
     Ok(())
 }
