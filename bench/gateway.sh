@@ -3,11 +3,14 @@
 # through a virtual server over Streamable HTTP, and through one over stdio,
 # in one run, side by side. It prints figures and asserts no timing.
 #
-#   bench/gateway.sh              # full run: 20000 requests per scenario
-#   SMOKE=1 bench/gateway.sh      # 500 requests per scenario
+#   bench/gateway.sh              # full run: 3 rounds of 20000 requests per scenario
+#   SMOKE=1 bench/gateway.sh      # 1 round of 500 requests per scenario
 #
 # Environment: REQUESTS, WARMUP, CONNECTIONS (default 32), THREADS (2),
-# MAX_SECONDS, SKIP_BUILD, PROFILE=debug, as for bench/mcp.sh.
+# MAX_SECONDS, SKIP_BUILD, PROFILE=debug, as for bench/mcp.sh; ROUNDS (3, or
+# 1 with SMOKE): the three scenarios run this many times, interleaved, and
+# the summary shows each scenario's round with the median ratio to direct
+# (on two shared cores one run's figures move by ±20%).
 #
 # Steps: build (release) switchboard and switchboard-test-upstream → start
 # the upstream over HTTP → bootstrap a fresh SQLite hub (audit on, as
@@ -36,8 +39,10 @@ UPSTREAM_BIN=$TARGET_DIR/$PROFILE_DIR/switchboard-test-upstream
 SMOKE=${SMOKE:-0}
 if [[ $SMOKE == 1 ]]; then
   REQUESTS=${REQUESTS:-500}
+  ROUNDS=${ROUNDS:-1}
 else
   REQUESTS=${REQUESTS:-20000}
+  ROUNDS=${ROUNDS:-3}
 fi
 WARMUP_DEFAULT=$((REQUESTS / 10))
 ((WARMUP_DEFAULT > 2000)) && WARMUP_DEFAULT=2000
@@ -122,21 +127,45 @@ SMOKE_NOTE=""
 printf 'Gateway benchmark: echo, %s requests per scenario (+%s warm-up), %s connections, %s wrk threads, %s CPUs, load average %s%s\n' \
   "$REQUESTS" "$WARMUP" "$CONNECTIONS" "$THREADS" "$(nproc)" "$(loadavg)" "$SMOKE_NOTE"
 header
-run_three() { # LABEL
+run_three() { # LABEL: one round, its ratios against its own direct run
+  CEILING_RPS=""
   scenario "direct $1" "$UP_URL" stateless echo "" "" "$UP_PID"
   scenario "gateway HTTP $1" "$SB_URL/mcp/servers/up-http" stateless echo "$TOKEN" "" "$SB_PID"
   scenario "gateway stdio $1" "$SB_URL/mcp/servers/up-stdio" stateless echo "$TOKEN" "" "$SB_PID"
 }
-run_three "c=$CONNECTIONS"
-I_HTTP=1 I_STDIO=2
+round_label() { # LABEL ROUND
+  if ((ROUNDS > 1)); then echo "$1 #$2"; else echo "$1"; fi
+}
+for ((round = 1; round <= ROUNDS; round++)); do
+  run_three "$(round_label "c=$CONNECTIONS" "$round")"
+done
 # Concurrency 1: the added latency per call.
 SAVED=("$CONNECTIONS" "$THREADS" "$REQUESTS" "$WARMUP")
 CONNECTIONS=1 THREADS=1
 REQUESTS=$((REQUESTS / 4 > 200 ? REQUESTS / 4 : 200)) WARMUP=$((WARMUP / 4))
 PER_THREAD=$REQUESTS WARMUP_PER_THREAD=$WARMUP
-CEILING_RPS=""
-run_three "c=1"
+for ((round = 1; round <= ROUNDS; round++)); do
+  run_three "$(round_label "c=1" "$round")"
+done
 CONNECTIONS=${SAVED[0]} THREADS=${SAVED[1]} REQUESTS=${SAVED[2]} WARMUP=${SAVED[3]}
+
+# median_round FIRST: of the rounds' rows FIRST, FIRST+3, …, the index of
+# the one with the median ratio (rows of a round are direct, HTTP, stdio).
+median_round() {
+  local first=$1 i
+  for ((i = first; i < first + 3 * ROUNDS; i += 3)); do
+    printf '%s %s\n' "${RATIOS[$i]%\%}" "$i"
+  done | sort -n | awk -v m=$(((ROUNDS + 1) / 2)) 'NR == m { print $2 }'
+}
+C1=$((3 * ROUNDS))
+SUMMARY=(
+  "$(median_round 0)" "$(median_round 1)" "$(median_round 2)"
+  "$(median_round "$C1")" "$(median_round $((C1 + 1)))" "$(median_round $((C1 + 2)))"
+)
+# The direct rows are 100% in every round: take the round of the HTTP
+# median for them, so each summary block is one round's figures.
+SUMMARY[0]=$((SUMMARY[1] - 1)) SUMMARY[3]=$((SUMMARY[4] - 1))
+I_HTTP=${SUMMARY[1]} I_STDIO=${SUMMARY[2]}
 
 SB_RSS_KB=$(peak_rss_kb "$SB_PID")
 UP_RSS_KB=$(peak_rss_kb "$UP_PID")
@@ -148,9 +177,9 @@ forget_pid "$SB_PID"
 # ---------------------------------------------------------------- summary
 
 echo
-echo "Summary ($REQUESTS requests per scenario at c=$CONNECTIONS; took $((SECONDS - START_SECONDS - BUILD_SECONDS)) s + $BUILD_SECONDS s build; load average now $(loadavg))"
+echo "Summary ($REQUESTS requests per scenario at c=$CONNECTIONS, the median of $ROUNDS round(s) by ratio to direct; took $((SECONDS - START_SECONDS - BUILD_SECONDS)) s + $BUILD_SECONDS s build; load average now $(loadavg))"
 header
-for i in "${!NAMES[@]}"; do
+for i in "${SUMMARY[@]}"; do
   printf_row "${NAMES[$i]}" "${COUNTS[$i]}" "${ERRORS[$i]}" "${RPS[$i]}" "${P50[$i]}" "${P99[$i]}" \
     "${RATIOS[$i]}" "${RSS[$i]}"
 done
@@ -161,8 +190,10 @@ echo "targets (reported, not enforced):"
 awk -v ratio="${RATIOS[$I_HTTP]%\%}" -v t="$TARGET_RATIO" 'BEGIN {
   printf "  gateway HTTP at c='"$CONNECTIONS"': %5.1f%% of direct (>= %d%%: %s)\n", ratio, t, (ratio >= t ? "met" : "NOT met") }'
 awk -v s="${RATIOS[$I_STDIO]%\%}" 'BEGIN { printf "  gateway stdio at c='"$CONNECTIONS"': %5.1f%% of direct\n", s }'
-awk -v d="${P50[3]}" -v h="${P50[4]}" -v s="${P50[5]}" -v t="$TARGET_ADDED_P50_MS" 'BEGIN {
-  printf "  added p50 at c=1: HTTP %.2f ms (< %.1f ms: %s), stdio %.2f ms\n", h - d, t, (h - d < t ? "met" : "NOT met"), s - d }'
+# Each gateway row against the direct row of its own round.
+awk -v d="${P50[$((SUMMARY[4] - 1))]}" -v h="${P50[${SUMMARY[4]}]}" \
+  -v ds="${P50[$((SUMMARY[5] - 2))]}" -v s="${P50[${SUMMARY[5]}]}" -v t="$TARGET_ADDED_P50_MS" 'BEGIN {
+  printf "  added p50 at c=1: HTTP %.2f ms (< %.1f ms: %s), stdio %.2f ms\n", h - d, t, (h - d < t ? "met" : "NOT met"), s - ds }'
 if ((FAILED)); then
   echo "some requests failed or a scenario did not finish (marked * or !): see above"
   exit 1
