@@ -3,7 +3,10 @@
 //! `list_changed`, on a schedule (one replica claims each), and the pool's
 //! housekeeping.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rmcp::model::PaginatedRequestParams;
@@ -147,20 +150,105 @@ where
     Ok(items)
 }
 
-/// Refreshes one connection's catalog now and records the result.
-pub async fn refresh_now(core: &Core, pool: &UpstreamPool, connection_id: &str) {
+/// Refreshes one connection's catalog now and records the result; what
+/// was fetched, when it was.
+pub async fn refresh_now(core: &Core, pool: &UpstreamPool, connection_id: &str) -> Option<Print> {
     let Ok(Some(target)) = core.upstream_target(connection_id).await else {
-        return;
+        return None;
     };
     let fetched = fetch_catalog(pool, connection_id, target.version).await;
     if let Err(e) = &fetched {
         tracing::warn!(connection = %target.slug, error = %e, "catalog refresh failed");
     }
+    let print = fetched.as_ref().ok().map(Print::of);
     if let Err(e) = core
         .store_catalog_automatic(connection_id, fetched, switchboard_core::now_ms())
         .await
     {
         tracing::warn!(connection = %target.slug, error = %e, "could not store a refreshed catalog");
+        return None;
+    }
+    print
+}
+
+/// A fingerprint of each list of a fetched catalog, so callers are told of
+/// the lists that changed and of no others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Print {
+    tools: u64,
+    resources: u64,
+    prompts: u64,
+}
+
+impl Print {
+    fn of(c: &Catalog) -> Print {
+        let mut tools = DefaultHasher::new();
+        for t in &c.tools {
+            (&t.name, &t.title, &t.description, &t.problem).hash(&mut tools);
+            t.input_schema.to_string().hash(&mut tools);
+            t.output_schema
+                .as_ref()
+                .map(Value::to_string)
+                .hash(&mut tools);
+            t.annotations
+                .as_ref()
+                .map(Value::to_string)
+                .hash(&mut tools);
+        }
+        let (mut resources, mut prompts) = (DefaultHasher::new(), DefaultHasher::new());
+        for (kind, items) in &c.listings {
+            let h = match kind {
+                Listing::Resources | Listing::ResourceTemplates => &mut resources,
+                Listing::Prompts => &mut prompts,
+            };
+            kind.as_str().hash(h);
+            Value::Array(items.clone()).to_string().hash(h);
+        }
+        Print {
+            tools: tools.finish(),
+            resources: resources.finish(),
+            prompts: prompts.finish(),
+        }
+    }
+
+    /// The lists that differ from `before` (all of them when this replica
+    /// had not fetched the catalog yet: another replica may have changed it).
+    fn changed_since(self, before: Option<Print>) -> Vec<ListKind> {
+        let Some(b) = before else {
+            return vec![ListKind::Tools, ListKind::Resources, ListKind::Prompts];
+        };
+        [
+            (self.tools != b.tools, ListKind::Tools),
+            (self.resources != b.resources, ListKind::Resources),
+            (self.prompts != b.prompts, ListKind::Prompts),
+        ]
+        .into_iter()
+        .filter_map(|(changed, kind)| changed.then_some(kind))
+        .collect()
+    }
+}
+
+/// Refreshes a catalog and tells this replica's callers of each list that
+/// changed since this replica last fetched it.
+async fn refresh_and_tell(
+    core: &Core,
+    pool: &UpstreamPool,
+    id: &str,
+    seen: &Mutex<HashMap<String, Print>>,
+    changes: &tokio::sync::broadcast::Sender<ListChange>,
+) {
+    let Some(now) = refresh_now(core, pool, id).await else {
+        return;
+    };
+    let before = match seen.lock() {
+        Ok(mut m) => m.insert(id.to_owned(), now),
+        Err(_) => None,
+    };
+    for kind in now.changed_since(before) {
+        let _ = changes.send(ListChange {
+            connection_id: id.to_owned(),
+            kind,
+        });
     }
 }
 
@@ -183,6 +271,8 @@ pub async fn run_background(
     settings: BackgroundSettings,
     stop: CancellationToken,
 ) {
+    // What this replica last fetched of each catalog.
+    let seen = Arc::new(Mutex::new(HashMap::new()));
     let mut tick = tokio::time::interval(settings.tick);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -191,41 +281,26 @@ pub async fn run_background(
             event = events.recv() => {
                 let Some(first) = event else { break };
                 // Let a burst settle, then refresh each connection once
-                // (tools, resources and prompts are all in its catalog).
+                // (tools, resources and prompts are all in its catalog). A
+                // new session may see other lists than the last one did.
                 tokio::time::sleep(Duration::from_millis(100)).await;
-                let mut changed: Vec<(String, Vec<ListKind>)> = Vec::new();
+                let mut ids: Vec<String> = Vec::new();
                 let mut next = Some(first);
                 while let Some(event) = next {
-                    let (id, kinds) = match event {
-                        PoolEvent::ListChanged(id, kind) => (id, vec![kind]),
-                        // A new session may see different lists than the
-                        // last one did.
-                        PoolEvent::SessionStarted(id) => {
-                            (id, vec![ListKind::Tools, ListKind::Prompts, ListKind::Resources])
-                        }
-                    };
-                    match changed.iter_mut().find(|(c, _)| *c == id) {
-                        Some((_, known)) => {
-                            for kind in kinds {
-                                if !known.contains(&kind) {
-                                    known.push(kind);
-                                }
-                            }
-                        }
-                        None => changed.push((id, kinds)),
+                    let (PoolEvent::ListChanged(id, _) | PoolEvent::SessionStarted(id)) = event;
+                    if !ids.contains(&id) {
+                        ids.push(id);
                     }
                     next = events.try_recv().ok();
                 }
-                for (id, kinds) in changed {
-                    let (core, pool, changes) = (core.clone(), pool.clone(), changes.clone());
+                for id in ids {
+                    let (core, pool, changes, seen) =
+                        (core.clone(), pool.clone(), changes.clone(), seen.clone());
                     // Not inline: the refresh talks to the session whose
-                    // notification we are handling. Callers hear of the
+                    // notification we are handling. Callers hear of a
                     // change once the catalog has it.
                     tokio::spawn(async move {
-                        refresh_now(&core, &pool, &id).await;
-                        for kind in kinds {
-                            let _ = changes.send(ListChange { connection_id: id.clone(), kind });
-                        }
+                        refresh_and_tell(&core, &pool, &id, &seen, &changes).await;
                     });
                 }
             }
@@ -234,7 +309,7 @@ pub async fn run_background(
                 match core.claim_stale_catalogs(max_age, 20, switchboard_core::now_ms()).await {
                     Ok(ids) => {
                         for id in ids {
-                            refresh_now(&core, &pool, &id).await;
+                            refresh_and_tell(&core, &pool, &id, &seen, &changes).await;
                         }
                     }
                     Err(e) => tracing::warn!(error = %e, "could not list catalogs to refresh"),
@@ -244,4 +319,52 @@ pub async fn run_background(
         }
     }
     pool.shutdown().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn catalog(prompt: &str) -> Catalog {
+        Catalog {
+            tools: vec![CatalogTool {
+                name: "echo".into(),
+                title: None,
+                description: "Echoes".into(),
+                input_schema: json!({"type": "object"}),
+                output_schema: None,
+                annotations: None,
+                problem: None,
+            }],
+            listings: vec![
+                (
+                    Listing::Resources,
+                    vec![json!({"uri": "test://a", "name": "a"})],
+                ),
+                (Listing::Prompts, vec![json!({"name": prompt})]),
+            ],
+        }
+    }
+
+    #[test]
+    fn only_the_lists_that_changed_are_told_of() {
+        let before = Print::of(&catalog("greet"));
+        assert_eq!(
+            Print::of(&catalog("greet")).changed_since(Some(before)),
+            vec![]
+        );
+        assert_eq!(
+            Print::of(&catalog("welcome")).changed_since(Some(before)),
+            vec![ListKind::Prompts]
+        );
+        let mut more_tools = catalog("greet");
+        more_tools.tools[0].description = "Echoes back".into();
+        assert_eq!(
+            Print::of(&more_tools).changed_since(Some(before)),
+            vec![ListKind::Tools]
+        );
+        // A replica that never fetched it tells of every list.
+        assert_eq!(Print::of(&catalog("greet")).changed_since(None).len(), 3);
+    }
 }

@@ -262,11 +262,9 @@ impl VirtualHandler {
                         }
                         continue;
                     }
-                    change = changes.recv() => match change {
-                        Ok(ListChange { connection_id, kind }) if ids.contains(&connection_id) => vec![kind],
-                        Ok(_) => continue,
-                        Err(RecvError::Lagged(_)) => vec![ListKind::Tools, ListKind::Prompts, ListKind::Resources],
-                        Err(RecvError::Closed) => return,
+                    change = next_change(&mut changes, &ids) => match change {
+                        Some(kinds) => kinds,
+                        None => return,
                     },
                 };
                 if this.still_allowed(&headers, &c).await.is_err() {
@@ -560,6 +558,33 @@ impl PeerChannel {
 }
 
 /// Whether the caller's request is of the 2026-07-28 era.
+/// The next change to one of the connections `ids`, as the lists to tell
+/// of (all of them after missed changes); `None` once none can come.
+async fn next_change(
+    changes: &mut tokio::sync::broadcast::Receiver<ListChange>,
+    ids: &[String],
+) -> Option<Vec<ListKind>> {
+    loop {
+        match changes.recv().await {
+            Ok(ListChange {
+                connection_id,
+                kind,
+            }) if ids.contains(&connection_id) => {
+                return Some(vec![kind]);
+            }
+            Ok(_) => {}
+            Err(RecvError::Lagged(_)) => {
+                return Some(vec![
+                    ListKind::Tools,
+                    ListKind::Prompts,
+                    ListKind::Resources,
+                ]);
+            }
+            Err(RecvError::Closed) => return None,
+        }
+    }
+}
+
 fn is_modern(ctx: &RequestContext<RoleServer>) -> bool {
     ctx.protocol_version()
         .is_some_and(|v| v.as_str() >= rmcp::model::ProtocolVersion::V_2026_07_28.as_str())
@@ -973,12 +998,9 @@ impl ServerHandler for VirtualHandler {
         loop {
             let kinds: Vec<ListKind> = tokio::select! {
                 () = context.cancelled() => return Ok(()),
-                change = changes.recv() => match change {
-                    Ok(ListChange { connection_id, kind }) if ids.contains(&connection_id) => vec![kind],
-                    Ok(_) => continue,
-                    // Missed some: any list may have changed.
-                    Err(RecvError::Lagged(_)) => vec![ListKind::Tools, ListKind::Prompts, ListKind::Resources],
-                    Err(RecvError::Closed) => {
+                change = next_change(&mut changes, &ids) => match change {
+                    Some(kinds) => kinds,
+                    None => {
                         context.cancelled().await;
                         return Ok(());
                     }
