@@ -179,12 +179,14 @@ fn capability_of(
     Ok(cap.with_upstream_name(&t.name))
 }
 
-/// A list an upstream can say changed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What an upstream can say changed: one of its lists, or the content of
+/// one resource (to those who subscribed to its URI).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ListKind {
     Tools,
     Prompts,
     Resources,
+    ResourceContent(String),
 }
 
 /// An upstream said one of its lists changed. For tools it is announced
@@ -309,6 +311,17 @@ pub trait ConnectionSource: Send + Sync {
         &self,
         connection: &ConnectionCapabilities,
     ) -> Result<Value, ForwardError>;
+
+    /// Starts (`on`) or ends one caller's subscription to the resource at
+    /// `uri`: the upstream is asked for its updates while any caller of
+    /// this replica wants them, and each update comes on
+    /// [`Self::list_changes`] as [`ListKind::ResourceContent`].
+    async fn watch_resource(
+        &self,
+        connection: &ConnectionCapabilities,
+        uri: &str,
+        on: bool,
+    ) -> Result<(), ForwardError>;
 
     /// Forwards any other request (`resources/read`, `prompts/get`,
     /// `completion/complete`…) to the connection's upstream: `params` in,

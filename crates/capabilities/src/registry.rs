@@ -247,6 +247,38 @@ impl Capabilities {
         self.audited(ctx, result).await
     }
 
+    /// A caller subscribes to (`on`) or unsubscribes from the resource at
+    /// `uri` of a granted connection. Audited like a forwarded request
+    /// (`meta` names `resources/subscribe` or `resources/unsubscribe`).
+    pub async fn watch_resource(
+        &self,
+        ctx: Ctx<'_>,
+        connection: &ConnectionCapabilities,
+        uri: &str,
+        on: bool,
+    ) -> Result<(), ForwardError> {
+        let result = match (
+            self.check_connection_use(ctx.principal, connection),
+            &self.connections,
+        ) {
+            (Err(m), _) => Err(ForwardError::Refused(m)),
+            (Ok(()), None) => Err(ForwardError::Refused("the gateway is off".into())),
+            (Ok(()), Some(src)) => src.watch_resource(connection, uri, on).await,
+        };
+        self.audited(ctx, result).await
+    }
+
+    /// Ends a subscription whose caller is gone (a closed session or
+    /// stream): nothing to check or audit, the upstream is told if no other
+    /// caller still wants its updates.
+    pub async fn drop_resource_watch(&self, connection: &ConnectionCapabilities, uri: &str) {
+        if let Some(src) = &self.connections
+            && let Err(e) = src.watch_resource(connection, uri, false).await
+        {
+            tracing::debug!(error = ?e, "could not end an upstream resource subscription");
+        }
+    }
+
     /// What a granted connection's upstream said of itself.
     pub async fn upstream_info(
         &self,

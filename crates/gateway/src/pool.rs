@@ -94,6 +94,9 @@ pub enum PoolEvent {
     /// changes: whatever changed while no session was (a restarted child
     /// starts afresh) is only found by listing again.
     SessionStarted(String),
+    /// The upstream of this connection said the resource at this URI
+    /// changed.
+    ResourceUpdated(String, String),
 }
 
 /// The callers whose requests are upstream right now, so what an upstream
@@ -358,6 +361,17 @@ impl ClientHandler for UpstreamHandler {
         self.list_changed(ListKind::Resources);
     }
 
+    async fn on_resource_updated(
+        &self,
+        params: rmcp::model::ResourceUpdatedNotificationParam,
+        _context: NotificationContext<RoleClient>,
+    ) {
+        let _ = self.events.send(PoolEvent::ResourceUpdated(
+            self.connection_id.clone(),
+            params.uri,
+        ));
+    }
+
     async fn on_progress(
         &self,
         params: ProgressNotificationParam,
@@ -501,6 +515,13 @@ pub struct UpstreamPool {
     slots: Mutex<HashMap<String, Arc<Slot>>>,
     events: mpsc::UnboundedSender<PoolEvent>,
     relays: Arc<Relays>,
+    /// Resource subscriptions this replica's callers hold, per connection:
+    /// how many callers want each URI. The upstream is subscribed to a URI
+    /// while the count is above zero.
+    watched: Mutex<HashMap<String, HashMap<String, usize>>>,
+    /// Per connection with a 2026-07-28 upstream, the `subscriptions/listen`
+    /// stream that carries the watched URIs (replaced when they change).
+    resource_streams: Mutex<HashMap<String, tokio_util::sync::CancellationToken>>,
 }
 
 impl UpstreamPool {
@@ -520,6 +541,8 @@ impl UpstreamPool {
                 slots: Mutex::new(HashMap::new()),
                 events: tx,
                 relays: Arc::new(Relays::default()),
+                watched: Mutex::new(HashMap::new()),
+                resource_streams: Mutex::new(HashMap::new()),
             }),
             rx,
         )
@@ -604,6 +627,8 @@ impl UpstreamPool {
                 st.last_error = None;
                 let peer = live.session.peer().clone();
                 watch_lists(peer.clone(), connection_id.to_owned(), self.events.clone());
+                // A new session holds no subscriptions yet.
+                self.resubscribe(connection_id, &peer);
                 st.live = Some(live);
                 Ok(peer)
             }
@@ -617,6 +642,159 @@ impl UpstreamPool {
                 Err(e)
             }
         }
+    }
+
+    /// Counts one caller's subscription (`on`) to the resource at `uri` of
+    /// a connection, or its end. The first caller's subscription subscribes
+    /// the upstream and the last one's end unsubscribes it: a 2025-11-25
+    /// upstream with `resources/subscribe`, a 2026-07-28 one on a
+    /// `subscriptions/listen` stream for all the watched URIs.
+    pub async fn watch_resource(
+        &self,
+        connection_id: &str,
+        version: i64,
+        uri: &str,
+        on: bool,
+    ) -> Result<(), String> {
+        let (changed, uris) = {
+            let mut watched = self
+                .watched
+                .lock()
+                .map_err(|_| "the subscription table is unavailable".to_owned())?;
+            let counts = watched.entry(connection_id.to_owned()).or_default();
+            let changed = if on {
+                let n = counts.entry(uri.to_owned()).or_insert(0);
+                *n += 1;
+                *n == 1
+            } else {
+                match counts.get_mut(uri) {
+                    Some(n) if *n > 1 => {
+                        *n -= 1;
+                        false
+                    }
+                    Some(_) => {
+                        counts.remove(uri);
+                        true
+                    }
+                    None => false,
+                }
+            };
+            let uris: Vec<String> = counts.keys().cloned().collect();
+            if counts.is_empty() {
+                watched.remove(connection_id);
+            }
+            (changed, uris)
+        };
+        if !changed {
+            return Ok(());
+        }
+        let told = self
+            .tell_upstream(connection_id, version, uri, on, uris)
+            .await;
+        if told.is_err() && on {
+            // Not subscribed after all: this caller does not count.
+            let _ = Box::pin(self.watch_resource(connection_id, version, uri, false)).await;
+        }
+        told
+    }
+
+    async fn tell_upstream(
+        &self,
+        connection_id: &str,
+        version: i64,
+        uri: &str,
+        on: bool,
+        uris: Vec<String>,
+    ) -> Result<(), String> {
+        let peer = self.peer(connection_id, version).await?;
+        if speaks_2026(&peer) {
+            self.stream_resources(connection_id, &peer, uris);
+            return Ok(());
+        }
+        let result = if on {
+            peer.subscribe(rmcp::model::SubscribeRequestParams::new(uri))
+                .await
+        } else {
+            peer.unsubscribe(rmcp::model::UnsubscribeRequestParams::new(uri))
+                .await
+        };
+        result.map_err(|e| e.to_string())
+    }
+
+    /// Subscribes a new session to every URI this replica's callers watch.
+    fn resubscribe(&self, connection_id: &str, peer: &Peer<RoleClient>) {
+        let uris: Vec<String> = self
+            .watched
+            .lock()
+            .ok()
+            .and_then(|w| w.get(connection_id).map(|c| c.keys().cloned().collect()))
+            .unwrap_or_default();
+        if uris.is_empty() {
+            return;
+        }
+        if speaks_2026(peer) {
+            self.stream_resources(connection_id, peer, uris);
+            return;
+        }
+        let peer = peer.clone();
+        tokio::spawn(async move {
+            for uri in uris {
+                if let Err(e) = peer
+                    .subscribe(rmcp::model::SubscribeRequestParams::new(uri))
+                    .await
+                {
+                    tracing::debug!(error = %e, "could not subscribe a new upstream session again");
+                }
+            }
+        });
+    }
+
+    /// (Re)opens the `subscriptions/listen` stream of a 2026-07-28 upstream
+    /// for `uris` (none: the stream just ends), replacing the last one.
+    fn stream_resources(&self, connection_id: &str, peer: &Peer<RoleClient>, uris: Vec<String>) {
+        let stop = tokio_util::sync::CancellationToken::new();
+        if let Ok(mut streams) = self.resource_streams.lock()
+            && let Some(old) = streams.insert(connection_id.to_owned(), stop.clone())
+        {
+            old.cancel();
+        }
+        if uris.is_empty() {
+            return;
+        }
+        let filter = rmcp::model::SubscriptionFilter::builder()
+            .resource_subscriptions(uris)
+            .build();
+        let (peer, events, id) = (peer.clone(), self.events.clone(), connection_id.to_owned());
+        tokio::spawn(async move {
+            let mut stream = tokio::select! {
+                () = stop.cancelled() => return,
+                s = peer.listen(filter) => match s {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::debug!(connection = %id, error = %e, "the upstream refused a resource subscription");
+                        return;
+                    }
+                },
+            };
+            loop {
+                let next = tokio::select! {
+                    () = stop.cancelled() => return,
+                    n = stream.next() => n,
+                };
+                match next {
+                    Ok(Some(rmcp::model::ServerNotification::ResourceUpdatedNotification(n))) => {
+                        if events
+                            .send(PoolEvent::ResourceUpdated(id.clone(), n.params.uri))
+                            .is_err()
+                        {
+                            return;
+                        }
+                    }
+                    Ok(Some(_)) => {}
+                    _ => return,
+                }
+            }
+        });
     }
 
     /// Forgets a session that broke during a request, so the next request
@@ -974,6 +1152,12 @@ fn watch_lists(
             }
         }
     });
+}
+
+/// Whether a session speaks 2026-07-28 (else an earlier era).
+fn speaks_2026(peer: &Peer<RoleClient>) -> bool {
+    peer.peer_info()
+        .is_some_and(|i| i.protocol_version >= rmcp::model::ProtocolVersion::V_2026_07_28)
 }
 
 /// Upstream sessions speak 2026-07-28 when the upstream does (input

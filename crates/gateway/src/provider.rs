@@ -371,6 +371,28 @@ impl ConnectionSource for GatewaySource {
             .map_err(|e| ForwardError::Unavailable(format!("the upstream's info: {e}")))
     }
 
+    async fn watch_resource(
+        &self,
+        connection: &ConnectionCapabilities,
+        uri: &str,
+        on: bool,
+    ) -> Result<(), ForwardError> {
+        self.pool
+            .watch_resource(&connection.id, connection.version, uri, on)
+            .await
+            .map_err(|e| {
+                ForwardError::Unavailable(format!(
+                    "the upstream of '{}' could not {} '{uri}': {e}",
+                    connection.slug,
+                    if on {
+                        "subscribe to"
+                    } else {
+                        "unsubscribe from"
+                    }
+                ))
+            })
+    }
+
     async fn forward(
         &self,
         _ctx: Ctx<'_>,

@@ -228,6 +228,13 @@ impl Print {
     }
 }
 
+fn resource_updated(changes: &tokio::sync::broadcast::Sender<ListChange>, id: String, uri: String) {
+    let _ = changes.send(ListChange {
+        connection_id: id,
+        kind: ListKind::ResourceContent(uri),
+    });
+}
+
 /// Refreshes a catalog and tells this replica's callers of each list that
 /// changed since this replica last fetched it.
 async fn refresh_and_tell(
@@ -280,6 +287,11 @@ pub async fn run_background(
             _ = stop.cancelled() => break,
             event = events.recv() => {
                 let Some(first) = event else { break };
+                // A resource's update goes to its subscribers at once.
+                if let PoolEvent::ResourceUpdated(id, uri) = first {
+                    resource_updated(&changes, id, uri);
+                    continue;
+                }
                 // Let a burst settle, then refresh each connection once
                 // (tools, resources and prompts are all in its catalog). A
                 // new session may see other lists than the last one did.
@@ -287,9 +299,13 @@ pub async fn run_background(
                 let mut ids: Vec<String> = Vec::new();
                 let mut next = Some(first);
                 while let Some(event) = next {
-                    let (PoolEvent::ListChanged(id, _) | PoolEvent::SessionStarted(id)) = event;
-                    if !ids.contains(&id) {
-                        ids.push(id);
+                    match event {
+                        PoolEvent::ListChanged(id, _) | PoolEvent::SessionStarted(id) => {
+                            if !ids.contains(&id) {
+                                ids.push(id);
+                            }
+                        }
+                        PoolEvent::ResourceUpdated(id, uri) => resource_updated(&changes, id, uri),
                     }
                     next = events.try_recv().ok();
                 }

@@ -36,10 +36,60 @@ use crate::wire;
 /// The path prefix of virtual servers.
 pub const PREFIX: &str = "/mcp/servers/";
 
+/// One handler per 2025-11-25 session (and per 2026-07-28 request).
 #[derive(Clone)]
 pub struct VirtualHandler {
     caps: Capabilities,
     saved: Arc<SavedServers>,
+    /// The resources this session subscribed to (2025-11-25), released
+    /// upstream when the session ends here.
+    resources: Arc<std::sync::Mutex<ResourceWatches>>,
+}
+
+/// Most resources one session or listen stream may subscribe to, and the
+/// longest URI.
+const MAX_WATCHED: usize = 100;
+const MAX_URI: usize = 2048;
+
+/// Resource subscriptions of one caller (a session or a listen stream) on
+/// one connection. Dropping it releases them upstream (the pool counts
+/// every caller's, so the upstream hears of it after the last one).
+struct ResourceWatches {
+    caps: Capabilities,
+    connection: Option<Arc<ConnectionCapabilities>>,
+    uris: std::collections::BTreeSet<String>,
+}
+
+impl Drop for ResourceWatches {
+    fn drop(&mut self) {
+        let (Some(connection), Ok(rt)) = (
+            self.connection.take(),
+            tokio::runtime::Handle::try_current(),
+        ) else {
+            return;
+        };
+        let uris = std::mem::take(&mut self.uris);
+        let caps = self.caps.clone();
+        rt.spawn(async move {
+            for uri in uris {
+                caps.drop_resource_watch(&connection, &uri).await;
+            }
+        });
+    }
+}
+
+/// A URI a caller may subscribe to: not empty, not too long.
+fn check_uri(uri: &str) -> Result<(), ErrorData> {
+    if uri.is_empty() || uri.len() > MAX_URI {
+        return Err(ErrorData::invalid_params(
+            format!(
+                "a resource URI is 1 to {MAX_URI} bytes long: this one is {}",
+                uri.len()
+            ),
+            None,
+        ));
+    }
+    Ok(())
 }
 
 /// Which connections make up each saved virtual server (`None`: the slug is
@@ -66,7 +116,70 @@ enum Served {
 
 impl VirtualHandler {
     pub fn new(caps: Capabilities, saved: Arc<SavedServers>) -> Self {
-        VirtualHandler { caps, saved }
+        let resources = ResourceWatches {
+            caps: caps.clone(),
+            connection: None,
+            uris: Default::default(),
+        };
+        VirtualHandler {
+            caps,
+            saved,
+            resources: Arc::new(std::sync::Mutex::new(resources)),
+        }
+    }
+
+    /// Subscribes (`on`) this 2025-11-25 session to the resource at `uri`
+    /// of its connection, or ends that; its updates come on the session's
+    /// stream (see [`Self::forward_list_changes`]).
+    async fn watch_for_session(
+        &self,
+        ctx: &RequestContext<RoleServer>,
+        uri: &str,
+        on: bool,
+    ) -> Result<(), ErrorData> {
+        check_uri(uri)?;
+        let method = if on {
+            "resources/subscribe"
+        } else {
+            "resources/unsubscribe"
+        };
+        let c = self.caller(ctx, method, None, json!({"uri": uri}))?;
+        let conn = self.one_connection(&c, method).await?;
+        let needed = {
+            let mut mine = self.resources.lock().map_err(|_| {
+                ErrorData::internal_error("the subscription table is unavailable", None)
+            })?;
+            if on && !mine.uris.contains(uri) && mine.uris.len() >= MAX_WATCHED {
+                return Err(ErrorData::invalid_params(
+                    format!(
+                        "a session may subscribe to at most {MAX_WATCHED} resources: unsubscribe from one first"
+                    ),
+                    None,
+                ));
+            }
+            mine.connection.get_or_insert_with(|| conn.clone());
+            if on {
+                mine.uris.insert(uri.to_owned())
+            } else {
+                mine.uris.remove(uri)
+            }
+        };
+        let cx = Ctx {
+            principal: &c.principal,
+            meta: &c.meta,
+        };
+        if !needed {
+            // Already so for this session: nothing to tell the upstream.
+            return self.record(&c, Outcome::Ok, None).await;
+        }
+        let watched = self.caps.watch_resource(cx, &conn, uri, on).await;
+        if watched.is_err()
+            && on
+            && let Ok(mut mine) = self.resources.lock()
+        {
+            mine.uris.remove(uri);
+        }
+        watched.map_err(to_error)
     }
 
     /// The connection slugs of the saved virtual server `slug`, or `None`
@@ -224,6 +337,57 @@ impl VirtualHandler {
         self.served(&now).await.map(|_| ()).map_err(|_| gone())
     }
 
+    /// Subscribes the upstream to the resources a 2026-07-28 listen stream
+    /// asked for (a server bound to one connection only); `None` when it
+    /// asked for none.
+    async fn watch_for_stream(
+        &self,
+        context: &SubscriptionContext,
+        c: &Caller,
+    ) -> Result<Option<ResourceWatches>, ErrorData> {
+        let Some(uris) = context
+            .accepted()
+            .resource_subscriptions
+            .as_ref()
+            .filter(|u| !u.is_empty())
+        else {
+            return Ok(None);
+        };
+        if uris.len() > MAX_WATCHED {
+            return Err(ErrorData::invalid_params(
+                format!(
+                    "a listen stream may subscribe to at most {MAX_WATCHED} resources, not {}",
+                    uris.len()
+                ),
+                None,
+            ));
+        }
+        for uri in uris {
+            check_uri(uri)?;
+        }
+        let conn = self.one_connection(c, "subscriptions/listen").await?;
+        let mut watches = ResourceWatches {
+            caps: self.caps.clone(),
+            connection: Some(conn.clone()),
+            uris: Default::default(),
+        };
+        let cx = Ctx {
+            principal: &c.principal,
+            meta: &c.meta,
+        };
+        for uri in uris {
+            if !watches.uris.contains(uri) {
+                // On failure the guard releases those already made.
+                self.caps
+                    .watch_resource(cx, &conn, uri, true)
+                    .await
+                    .map_err(to_error)?;
+                watches.uris.insert(uri.clone());
+            }
+        }
+        Ok(Some(watches))
+    }
+
     /// The connections whose list changes reach this server's callers, and
     /// whether only tool changes do (a saved server of several connections
     /// shows only their tools).
@@ -272,6 +436,16 @@ impl VirtualHandler {
                 }
                 for kind in kinds {
                     let sent = match kind {
+                        ListKind::ResourceContent(uri) => {
+                            let mine = this.resources.lock().is_ok_and(|r| r.uris.contains(&uri));
+                            if !mine {
+                                continue;
+                            }
+                            peer.notify_resource_updated(
+                                rmcp::model::ResourceUpdatedNotificationParam::new(uri),
+                            )
+                            .await
+                        }
                         ListKind::Tools => peer.notify_tool_list_changed().await,
                         ListKind::Prompts if !tools_only => peer.notify_prompt_list_changed().await,
                         ListKind::Resources if !tools_only => {
@@ -956,8 +1130,7 @@ impl ServerHandler for VirtualHandler {
         request: rmcp::model::SubscribeRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
-        self.relay_or_acknowledge(&context, "resources/subscribe", &request)
-            .await
+        self.watch_for_session(&context, &request.uri, true).await
     }
 
     #[allow(deprecated)]
@@ -966,8 +1139,7 @@ impl ServerHandler for VirtualHandler {
         request: rmcp::model::UnsubscribeRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
-        self.relay_or_acknowledge(&context, "resources/unsubscribe", &request)
-            .await
+        self.watch_for_session(&context, &request.uri, false).await
     }
 
     /// Upstream tools have no `x-mcp-header` parameters we vouch for.
@@ -975,10 +1147,8 @@ impl ServerHandler for VirtualHandler {
         &self,
         requested: &SubscriptionFilter,
     ) -> Option<SubscriptionFilter> {
-        // List changes are passed on; updates of single resources are not.
-        let mut accepted = requested.clone();
-        accepted.resource_subscriptions = None;
-        Some(accepted)
+        // Checked in `listen`, where the server and the caller are known.
+        Some(requested.clone())
     }
 
     async fn listen(&self, context: SubscriptionContext) -> Result<(), ErrorData> {
@@ -990,6 +1160,9 @@ impl ServerHandler for VirtualHandler {
         )?;
         let (ids, tools_only) = self.watched(&c).await?;
         self.record(&c, Outcome::Ok, None).await?;
+        // Updates of single resources: the upstream is subscribed for as
+        // long as this stream lasts (the guard releases them).
+        let _watches = self.watch_for_stream(&context, &c).await?;
         let Some(mut changes) = self.caps.list_changes() else {
             context.cancelled().await;
             return Ok(());
@@ -1014,6 +1187,7 @@ impl ServerHandler for VirtualHandler {
             for kind in kinds {
                 // The sink drops what the caller did not ask for.
                 let sent = match kind {
+                    ListKind::ResourceContent(uri) => sink.notify_resource_updated(uri).await,
                     ListKind::Tools => sink.notify_tool_list_changed().await,
                     ListKind::Prompts if !tools_only => sink.notify_prompt_list_changed().await,
                     ListKind::Resources if !tools_only => sink.notify_resource_list_changed().await,

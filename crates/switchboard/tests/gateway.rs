@@ -1406,6 +1406,141 @@ async fn list_changes_reach_both_eras_until_the_grant_is_removed() {
     );
 }
 
+/// Opens a 2026-07-28 `subscriptions/listen` stream on `url` for `filter`
+/// and reads its acknowledgment.
+async fn listen(url: &str, token: &str, filter: Value) -> (reqwest::Response, String) {
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "subscriptions/listen", "params": {
+        "_meta": common::mcp::meta_2026(), "notifications": filter}});
+    let mut stream = reqwest::Client::new()
+        .post(url)
+        .bearer_auth(token)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", common::mcp::V2026)
+        .header("mcp-method", "subscriptions/listen")
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("listen");
+    assert_eq!(stream.status(), 200);
+    let mut buffer = String::new();
+    let ack = next_event(&mut stream, &mut buffer, 5)
+        .await
+        .expect("the acknowledgment");
+    assert!(
+        ack["method"]
+            .as_str()
+            .is_some_and(|m| m.contains("acknowledged")),
+        "{ack}"
+    );
+    (stream, buffer)
+}
+
+/// Opens a 2025-11-25 session on `url` and its own stream.
+async fn legacy_session(url: &str, token: &str) -> (Mcp, reqwest::Response) {
+    let mut session = Mcp::at(url, Some(token));
+    session.initialize().await;
+    let stream = reqwest::Client::new()
+        .get(url)
+        .bearer_auth(token)
+        .header("accept", "text/event-stream")
+        .header("mcp-protocol-version", common::mcp::V2025)
+        .header("mcp-session-id", session.session.clone().expect("session"))
+        .send()
+        .await
+        .expect("the session's stream");
+    assert_eq!(stream.status(), 200);
+    (session, stream)
+}
+
+// Subscriptions pass through: a caller subscribed to a resource hears of
+// its updates (a 2026-07-28 listen stream with `resourceSubscriptions`, a
+// 2025-11-25 session with `resources/subscribe`), whatever era the
+// upstream speaks, and of no other resource's.
+#[tokio::test]
+async fn resource_updates_reach_subscribers_in_both_eras() {
+    let bin = test_upstream_bin();
+    let db = TestDb::new(Backend::Sqlite).await;
+    db.bootstrap("owner@alpha.test", "alpha");
+    let server = Server::start_with(
+        &db,
+        &[],
+        &[("SWITCHBOARD_GATEWAY__ALLOWED_COMMANDS", bin.as_str())],
+    );
+    let owner = Api::sign_in(&server, "owner@alpha.test", PASSWORD).await;
+    // The same fixture as a 2026-07-28 upstream and as a 2025-11-25 one.
+    for (slug, args) in [
+        ("now", json!(["stdio"])),
+        ("old", json!(["stdio", "--legacy"])),
+    ] {
+        publish(
+            &owner,
+            json!({"slug": slug, "name": slug, "transport": "stdio", "command": bin, "args": args}),
+        )
+        .await;
+        grant_org(&owner, slug).await;
+    }
+    let token = db.token("owner@alpha.test", "alpha", "personal", ALL_SCOPES);
+    let watched = "test://watched-resource";
+    for slug in ["now", "old"] {
+        let url = server.url(&format!("/mcp/servers/{slug}"));
+        let (mut stream, mut buffer) =
+            listen(&url, &token, json!({"resourceSubscriptions": [watched]})).await;
+        let (session, mut session_stream) = legacy_session(&url, &token).await;
+        let mut session_buffer = String::new();
+        let r = message(
+            &session
+                .legacy("resources/subscribe", json!({"uri": watched}))
+                .await,
+        );
+        assert!(r["result"].is_object(), "{slug}: {r}");
+
+        let caller = Mcp::at(&url, Some(&token));
+        caller
+            .call_2026("update_resource", json!({"uri": "test://static-text"}))
+            .await;
+        caller
+            .call_2026("update_resource", json!({"uri": watched}))
+            .await;
+        for (era, s, b) in [
+            ("2026-07-28", &mut stream, &mut buffer),
+            ("2025-11-25", &mut session_stream, &mut session_buffer),
+        ] {
+            let n = next_event(s, b, 5)
+                .await
+                .unwrap_or_else(|| panic!("{slug}, {era}: no update"));
+            assert_eq!(
+                n["method"], "notifications/resources/updated",
+                "{slug}, {era}: {n}"
+            );
+            assert_eq!(n["params"]["uri"], watched, "{slug}, {era}: {n}");
+        }
+
+        // Unsubscribed, the session hears nothing more; the stream still does.
+        let r = message(
+            &session
+                .legacy("resources/unsubscribe", json!({"uri": watched}))
+                .await,
+        );
+        assert!(r["result"].is_object(), "{slug}: {r}");
+        caller
+            .call_2026("update_resource", json!({"uri": watched}))
+            .await;
+        let n = next_event(&mut stream, &mut buffer, 5)
+            .await
+            .unwrap_or_else(|| panic!("{slug}: the stream's second update"));
+        assert_eq!(n["params"]["uri"], watched, "{slug}: {n}");
+        let after = next_event(&mut session_stream, &mut session_buffer, 2).await;
+        assert!(after.is_none(), "{slug}: {after:?}");
+    }
+    let audited = db
+        .scalar_i64(
+            "SELECT COUNT(*) FROM audit_events WHERE method IN ('resources/subscribe', 'resources/unsubscribe')",
+        )
+        .await;
+    assert!(audited >= 4, "{audited}");
+}
+
 /// Polls `check` every 200 ms for up to 10 s; the last value on failure.
 async fn eventually<F, Fut>(what: &str, mut check: F) -> Value
 where

@@ -48,6 +48,8 @@ pub struct Shared {
     added_prompts: Mutex<Vec<String>>,
     /// The open `subscriptions/listen` streams (2026-07-28).
     listeners: Mutex<Vec<SubscriptionSink>>,
+    /// The 2025-11-25 sessions subscribed to a resource, by its URI.
+    subscribers: Mutex<Vec<(String, rmcp::Peer<RoleServer>)>>,
 }
 
 impl Shared {
@@ -66,6 +68,32 @@ impl Shared {
             {
                 l.retain(|s| s.id() != sink.id());
             }
+        }
+    }
+
+    /// Tells whoever subscribed to `uri` that it changed: the listen
+    /// streams that asked for it (each stream's filter drops the others)
+    /// and the 2025-11-25 sessions that subscribed to it.
+    async fn resource_updated(&self, uri: &str) {
+        let sinks: Vec<SubscriptionSink> =
+            self.listeners.lock().map(|l| l.clone()).unwrap_or_default();
+        for sink in sinks {
+            let _ = sink.notify_resource_updated(uri).await;
+        }
+        let peers: Vec<rmcp::Peer<RoleServer>> = self
+            .subscribers
+            .lock()
+            .map(|s| {
+                s.iter()
+                    .filter(|(u, _)| u == uri)
+                    .map(|(_, p)| p.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        for peer in peers {
+            let _ = peer
+                .notify_resource_updated(rmcp::model::ResourceUpdatedNotificationParam::new(uri))
+                .await;
         }
     }
 
@@ -176,6 +204,9 @@ fn modern(ctx: &RequestContext<RoleServer>) -> bool {
 pub struct Fixture {
     shared: Arc<Shared>,
     stdio: bool,
+    /// Act as a 2025-11-25 server (`stdio --legacy`): `server/discover`
+    /// is an unknown method, so a client falls back to `initialize`.
+    legacy_only: bool,
 }
 
 fn decode<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, ErrorData> {
@@ -211,7 +242,17 @@ fn string_arg(name: &str, description: &str) -> Value {
 
 impl Fixture {
     pub fn new(shared: Arc<Shared>, stdio: bool) -> Self {
-        Fixture { shared, stdio }
+        Fixture {
+            shared,
+            stdio,
+            legacy_only: false,
+        }
+    }
+
+    /// A fixture that acts as a 2025-11-25 server.
+    pub fn legacy_only(mut self) -> Self {
+        self.legacy_only = true;
+        self
     }
 
     fn tools(&self) -> Vec<Tool> {
@@ -382,6 +423,11 @@ impl Fixture {
                 "Adds a tool named `name` and says the list changed",
                 string_arg("name", "The new tool's name"),
             ),
+            tool(
+                "update_resource",
+                "Says the resource at `uri` changed, to whoever subscribed to it",
+                string_arg("uri", "The resource's URI"),
+            ),
         ];
         if let Ok(added) = self.shared.added.lock() {
             for name in added.iter() {
@@ -535,6 +581,11 @@ impl Fixture {
                 let n = arg("name");
                 self.add_tool(&n, ctx).await;
                 text(&format!("added {n}"))
+            }
+            "update_resource" => {
+                let uri = arg("uri");
+                self.shared.resource_updated(&uri).await;
+                text(&format!("updated {uri}"))
             }
             "test_trigger_tool_change" => {
                 let n = self.shared.fresh_name("dynamic_tool");
@@ -861,6 +912,24 @@ impl Fixture {
 }
 
 impl ServerHandler for Fixture {
+    /// A 2025-11-25 server does not know `server/discover` at all.
+    async fn discover(
+        &self,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::DiscoverResult, ErrorData> {
+        if self.legacy_only {
+            return Err(ErrorData::new(
+                rmcp::model::ErrorCode::METHOD_NOT_FOUND,
+                "Method not found: server/discover",
+                None,
+            ));
+        }
+        Ok(rmcp::model::DiscoverResult::from_server_info(
+            self.supported_protocol_versions().into_owned(),
+            self.get_info(),
+        ))
+    }
+
     fn get_info(&self) -> ServerConfig {
         let capabilities = ServerCapabilities::builder()
             .enable_logging()
@@ -963,10 +1032,13 @@ impl ServerHandler for Fixture {
     async fn subscribe(
         &self,
         request: rmcp::model::SubscribeRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
         if let Ok(mut s) = self.shared.subscriptions.lock() {
             s.insert(request.uri.to_string());
+        }
+        if let Ok(mut s) = self.shared.subscribers.lock() {
+            s.push((request.uri.to_string(), context.peer));
         }
         Ok(())
     }
@@ -978,6 +1050,9 @@ impl ServerHandler for Fixture {
     ) -> Result<(), ErrorData> {
         if let Ok(mut s) = self.shared.subscriptions.lock() {
             s.remove(request.uri.as_str());
+        }
+        if let Ok(mut s) = self.shared.subscribers.lock() {
+            s.retain(|(uri, _)| uri != request.uri.as_str());
         }
         Ok(())
     }

@@ -19,7 +19,7 @@ use rmcp::transport::streamable_http_server::session::local::LocalSessionManager
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 
 fn usage() -> ! {
-    eprintln!("usage: switchboard-test-upstream stdio | http [--listen 127.0.0.1:0]");
+    eprintln!("usage: switchboard-test-upstream stdio [--legacy] | http [--listen 127.0.0.1:0]");
     std::process::exit(2)
 }
 
@@ -27,7 +27,11 @@ fn usage() -> ! {
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
-        Some("stdio") => run_stdio().await,
+        Some("stdio") => match args.get(1).map(String::as_str) {
+            None => run_stdio(false).await,
+            Some("--legacy") => run_stdio(true).await,
+            Some(_) => usage(),
+        },
         Some("http") => {
             let listen = match args.get(1).map(String::as_str) {
                 None => "127.0.0.1:0".to_owned(),
@@ -40,9 +44,13 @@ async fn main() {
     }
 }
 
-async fn run_stdio() {
+/// `legacy`: act as a 2025-11-25 server (no `server/discover`).
+async fn run_stdio(legacy: bool) {
     let state = Arc::new(fixture::Shared::default());
-    let server = fixture::Fixture::new(state, true);
+    let mut server = fixture::Fixture::new(state, true);
+    if legacy {
+        server = server.legacy_only();
+    }
     match server.serve(rmcp::transport::stdio()).await {
         Ok(running) => {
             let _ = running.waiting().await;
