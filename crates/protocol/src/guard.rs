@@ -340,7 +340,7 @@ pub async fn mcp_guard(State(state): State<McpState>, req: Request, next: Next) 
             Err(resp) => return resp,
         };
         let refused = if virtual_server {
-            precheck_virtual(&state, &principal, &meta, &message, &prm).await
+            precheck_virtual(&state, &principal, &meta, &message, &prm, &path).await
         } else {
             precheck(&state, &principal, &meta, &message, &prm).await
         };
@@ -430,8 +430,13 @@ async fn precheck_virtual(
     meta: &RequestMeta,
     v: &Value,
     prm: &str,
+    path: &str,
 ) -> Option<Response> {
-    if v.get("method")?.as_str()? != "tools/call" {
+    let method = v.get("method")?.as_str()?;
+    if method == "subscriptions/listen" {
+        return precheck_listen(state, principal, meta, v, path).await;
+    }
+    if method != "tools/call" {
         return None;
     }
     let scopes = principal.scopes()?;
@@ -453,6 +458,55 @@ async fn precheck_virtual(
         message,
     )
     .await
+}
+
+/// A `subscriptions/listen` stream is acknowledged by rmcp before our
+/// handler runs, so a caller who may not use this server is refused here,
+/// before the acknowledgment, the same way as any other request to it.
+async fn precheck_listen(
+    state: &McpState,
+    principal: &Principal,
+    meta: &RequestMeta,
+    v: &Value,
+    path: &str,
+) -> Option<Response> {
+    let slug = path.strip_prefix("/mcp/servers/")?;
+    let allowed = match crate::virtual_server::may_use(&state.caps, principal, slug).await {
+        Ok(allowed) => allowed,
+        Err(e) => {
+            tracing::error!(error = %e, "could not check a listen stream's server");
+            return Some((StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response());
+        }
+    };
+    if allowed {
+        return None;
+    }
+    let message = crate::virtual_server::not_found_message(slug);
+    let mut meta = meta.clone();
+    meta.call = Some(CallInfo {
+        method: "subscriptions/listen".into(),
+        tool: None,
+        arguments: Value::Null,
+    });
+    let ctx = Ctx {
+        principal,
+        meta: &meta,
+    };
+    if let Err(e) = state
+        .caps
+        .core()
+        .record_request(ctx, None, Outcome::Denied, Some(&message))
+        .await
+    {
+        tracing::error!(error = %e, "could not audit a refusal");
+        return Some((StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response());
+    }
+    let body = serde_json::json!({
+        "jsonrpc": "2.0",
+        "id": v.get("id").cloned().unwrap_or(Value::Null),
+        "error": {"code": -32001, "message": message, "data": {"server": slug}},
+    });
+    Some(axum::Json(body).into_response())
 }
 
 /// A `tools/call` whose only obstacle is a missing token scope is answered

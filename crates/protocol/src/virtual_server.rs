@@ -78,6 +78,31 @@ impl Drop for ResourceWatches {
     }
 }
 
+/// What a caller hears of a server that does not exist or that they may
+/// not use (the two look the same).
+pub(crate) fn not_found_message(slug: &str) -> String {
+    format!(
+        "there is no MCP server '{slug}' you may use here: an admin publishes connections and grants them (GET /api/v1/connections?scope=usable lists yours)"
+    )
+}
+
+/// Whether `p` may use the virtual server `slug` at all: a connection
+/// granted to them, or a saved server with one of its connections granted.
+pub(crate) async fn may_use(
+    caps: &Capabilities,
+    p: &Principal,
+    slug: &str,
+) -> Result<bool, switchboard_core::CoreError> {
+    let granted = caps.granted_connections(p).await?;
+    if granted.iter().any(|c| c.slug == slug) {
+        return Ok(true);
+    }
+    Ok(match caps.core().virtual_server_members(p, slug).await? {
+        Some(members) => granted.iter().any(|g| members.contains(&g.slug)),
+        None => false,
+    })
+}
+
 /// A URI a caller may subscribe to: not empty, not too long.
 fn check_uri(uri: &str) -> Result<(), ErrorData> {
     if uri.is_empty() || uri.len() > MAX_URI {
@@ -252,10 +277,7 @@ impl VirtualHandler {
         match found {
             Some(conn) => Ok(conn),
             None => {
-                let message = format!(
-                    "there is no MCP server '{}' you may use here: an admin publishes connections and grants them (GET /api/v1/connections?scope=usable lists yours)",
-                    c.slug
-                );
+                let message = not_found_message(&c.slug);
                 self.record(c, Outcome::Denied, Some(&message)).await?;
                 Err(ErrorData::new(
                     ErrorCode(-32001),
@@ -291,10 +313,7 @@ impl VirtualHandler {
     }
 
     async fn not_found(&self, c: &Caller) -> ErrorData {
-        let message = format!(
-            "there is no MCP server '{}' you may use here: an admin publishes connections and grants them (GET /api/v1/connections?scope=usable lists yours)",
-            c.slug
-        );
+        let message = not_found_message(&c.slug);
         if let Err(e) = self.record(c, Outcome::Denied, Some(&message)).await {
             return e;
         }

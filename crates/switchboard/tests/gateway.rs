@@ -1397,6 +1397,16 @@ async fn list_changes_reach_both_eras_until_the_grant_is_removed() {
     // The session is told nothing more either.
     let after = next_event(&mut session_stream, &mut session_buffer, 2).await;
     assert!(after.is_none(), "{after:?}");
+    // A new stream is refused outright, before any acknowledgment.
+    let r = fx
+        .stateless(
+            "subscriptions/listen",
+            json!({"notifications": {"toolsListChanged": true}}),
+        )
+        .await;
+    let refused = message(&r);
+    assert_eq!(refused["error"]["code"], -32001, "{:?}", r.body);
+    assert!(!r.body.to_string().contains("acknowledged"), "{:?}", r.body);
     assert_eq!(ended["error"]["code"], -32001, "{ended}");
     assert!(
         ended["error"]["message"]
