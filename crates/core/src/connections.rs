@@ -143,10 +143,16 @@ pub struct ConnectionView {
     /// Names of the shared environment variables set.
     pub secret_env: Vec<String>,
     pub grants: Vec<GrantView>,
-    /// `unknown` (never contacted), `connected` or `disconnected`.
+    /// `unknown` (never contacted), `connected`, `degraded` or `disconnected`.
     pub health: String,
     /// Why the last contact with the upstream failed, if it did.
     pub last_error: Option<String>,
+    /// The median latency of the last requests to the upstream, in ms, as
+    /// a replica last recorded it (every few seconds while there is traffic).
+    pub latency_ms: Option<i64>,
+    /// When the health was last checked: a request, a probe or a catalog
+    /// refresh.
+    pub health_checked_at: Option<String>,
     /// When the tool list was last fetched.
     pub catalog_refreshed_at: Option<String>,
     /// How many upstream tools the catalog holds.
@@ -225,7 +231,7 @@ fn json_list(v: &Option<String>) -> Option<Vec<String>> {
 /// What the last contact with the upstream left.
 #[derive(Default)]
 struct Health {
-    state: Option<(String, Option<String>, Option<i64>)>,
+    state: Option<storage::ConnectionHealthRow>,
     tool_count: usize,
     hidden: Vec<HiddenTool>,
 }
@@ -236,9 +242,16 @@ fn view(
     grants: &[ConnectionGrantRow],
     health: Health,
 ) -> ConnectionView {
-    let (state, last_error, refreshed) = health
-        .state
-        .unwrap_or_else(|| ("unknown".to_owned(), None, None));
+    let (state, last_error, refreshed, latency_ms, checked) = match health.state {
+        Some(h) => (
+            h.health,
+            h.last_error,
+            h.catalog_refreshed_at,
+            h.health_latency_ms,
+            h.health_checked_at,
+        ),
+        None => ("unknown".to_owned(), None, None, None, None),
+    };
     let names = |kind: &str| {
         secrets
             .iter()
@@ -273,6 +286,8 @@ fn view(
             .collect(),
         health: state,
         last_error,
+        latency_ms,
+        health_checked_at: checked.map(rfc3339),
         catalog_refreshed_at: refreshed.map(rfc3339),
         tool_count: health.tool_count,
         hidden_tools: health.hidden,
@@ -1427,6 +1442,17 @@ impl Core {
         })
     }
 
+    /// Records the median latency of a connection's last requests (the
+    /// gateway's health book, every few seconds while there is traffic).
+    pub async fn record_connection_latency(
+        &self,
+        id: &str,
+        latency_ms: i64,
+        checked_at: i64,
+    ) -> Result<(), CoreError> {
+        Ok(storage::record_connection_latency(self.db.pool(), id, latency_ms, checked_at).await?)
+    }
+
     /// Records a connection's health as the gateway sees it.
     pub async fn set_connection_health(
         &self,
@@ -1474,7 +1500,8 @@ async fn write_catalog(
     let catalog = match fetched {
         Ok(c) => c,
         Err(e) => {
-            storage::set_connection_health(&mut *conn, id, "disconnected", Some(e), None).await?;
+            storage::set_connection_health(&mut *conn, id, "disconnected", Some(e), None, now)
+                .await?;
             return Ok(());
         }
     };
@@ -1497,7 +1524,7 @@ async fn write_catalog(
         storage::replace_connection_listing(conn, id, SHARED, kind.as_str(), items.as_deref(), now)
             .await?;
     }
-    storage::set_connection_health(&mut *conn, id, "connected", None, Some(now)).await?;
+    storage::set_connection_health(&mut *conn, id, "connected", None, Some(now), now).await?;
     Ok(())
 }
 

@@ -36,6 +36,8 @@ impl Default for HealthSettings {
 struct Window {
     samples: VecDeque<(bool, Duration)>,
     state: Option<&'static str>,
+    /// When the newest sample was taken (ms), if it is not recorded yet.
+    unrecorded: Option<i64>,
 }
 
 /// The recent requests of every connection on this replica.
@@ -55,9 +57,7 @@ fn judge(samples: &VecDeque<(bool, Duration)>, s: &HealthSettings) -> &'static s
         return "disconnected";
     }
     let failed = samples.iter().filter(|(ok, _)| !ok).count();
-    let mut latencies: Vec<Duration> = samples.iter().map(|(_, l)| *l).collect();
-    latencies.sort();
-    let p50 = latencies[latencies.len() / 2];
+    let p50 = median(samples);
     if failed as f64 >= s.error_ratio * samples.len() as f64 && failed > 0 || p50 > s.slow_p50 {
         "degraded"
     } else {
@@ -87,6 +87,7 @@ impl HealthBook {
             };
             let w = windows.entry(connection_id.to_owned()).or_default();
             w.samples.push_back((ok, latency));
+            w.unrecorded = Some(switchboard_core::now_ms());
             while w.samples.len() > self.settings.window.max(1) {
                 w.samples.pop_front();
             }
@@ -120,14 +121,37 @@ impl HealthBook {
         }
     }
 
-    /// The latest latencies' median, for the status page (this replica).
-    pub fn p50(&self, connection_id: &str) -> Option<Duration> {
-        let windows = self.windows.lock().ok()?;
-        let w = windows.get(connection_id)?;
-        let mut l: Vec<Duration> = w.samples.iter().map(|(_, l)| *l).collect();
-        l.sort();
-        l.get(l.len() / 2).copied()
+    /// Writes each connection's median latency and the time of its newest
+    /// request, for those with requests since the last time (the gateway's
+    /// background work calls this every few seconds: never per request).
+    pub async fn record_latencies(&self) {
+        let due: Vec<(String, i64, i64)> = match self.windows.lock() {
+            Ok(mut windows) => windows
+                .iter_mut()
+                .filter_map(|(id, w)| {
+                    let at = w.unrecorded.take()?;
+                    Some((id.clone(), median(&w.samples).as_millis() as i64, at))
+                })
+                .collect(),
+            Err(_) => return,
+        };
+        for (id, latency_ms, at) in due {
+            if let Err(e) = self
+                .core
+                .record_connection_latency(&id, latency_ms, at)
+                .await
+            {
+                tracing::warn!(connection = %id, error = %e, "could not record a connection's latency");
+            }
+        }
     }
+}
+
+/// The median latency of a window (zero when it is empty).
+fn median(samples: &VecDeque<(bool, Duration)>) -> Duration {
+    let mut l: Vec<Duration> = samples.iter().map(|(_, l)| *l).collect();
+    l.sort();
+    l.get(l.len() / 2).copied().unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -83,6 +83,7 @@ impl Gateway {
         let background = tokio::spawn(upstream::run_background(
             core,
             pool.clone(),
+            health.clone(),
             events,
             changes,
             background,

@@ -273,6 +273,7 @@ pub struct BackgroundSettings {
 pub async fn run_background(
     core: Core,
     pool: Arc<UpstreamPool>,
+    health: Arc<crate::health::HealthBook>,
     mut events: mpsc::UnboundedReceiver<PoolEvent>,
     changes: tokio::sync::broadcast::Sender<ListChange>,
     settings: BackgroundSettings,
@@ -331,6 +332,7 @@ pub async fn run_background(
                     Err(e) => tracing::warn!(error = %e, "could not list catalogs to refresh"),
                 }
                 pool.housekeeping().await;
+                health.record_latencies().await;
             }
         }
     }

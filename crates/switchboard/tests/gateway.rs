@@ -1259,6 +1259,31 @@ async fn catalogs_refresh_on_schedule_and_on_list_changed() {
     }
     let r = client.call_2026("fresh_tool", json!({})).await;
     assert_eq!(text_of(&message(&r)), "fresh_tool ran");
+
+    // The health carries the median latency of the last calls and when it
+    // was last checked, written every few seconds (here every second).
+    let before = owner.get("/api/v1/connections/fx").await.body;
+    let checked_before = before["health_checked_at"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        !checked_before.is_empty(),
+        "checked at the refresh: {before}"
+    );
+    client.call_2026("test_simple_text", json!({})).await;
+    let view = eventually("the latency in the health", || async {
+        let v = owner.get("/api/v1/connections/fx").await.body;
+        let recorded = v["latency_ms"].as_i64().is_some()
+            && v["health_checked_at"]
+                .as_str()
+                .is_some_and(|t| t > checked_before.as_str());
+        (recorded, v)
+    })
+    .await;
+    let latency = view["latency_ms"].as_i64().unwrap_or(-1);
+    assert!((0..60_000).contains(&latency), "{view}");
+    assert_eq!(view["health"], "connected", "{view}");
 }
 
 /// The next SSE event's JSON `data` on an open stream, within `secs`.

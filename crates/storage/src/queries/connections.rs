@@ -504,28 +504,41 @@ pub async fn set_connection_health<'c>(
     health: &str,
     last_error: Option<&str>,
     refreshed_at: Option<i64>,
+    checked_at: i64,
 ) -> Result<()> {
     sqlx::query(
         "UPDATE connections SET health = $2, last_error = $3,
-             catalog_refreshed_at = COALESCE($4, catalog_refreshed_at)
+             catalog_refreshed_at = COALESCE($4, catalog_refreshed_at), health_checked_at = $5
          WHERE id = $1",
     )
     .bind(connection_id)
     .bind(health)
     .bind(last_error)
     .bind(refreshed_at)
+    .bind(checked_at)
     .execute(e)
     .await?;
     Ok(())
 }
 
 /// A connection's health, as last recorded.
+/// A connection's health as last recorded.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ConnectionHealthRow {
+    pub health: String,
+    pub last_error: Option<String>,
+    pub catalog_refreshed_at: Option<i64>,
+    pub health_latency_ms: Option<i64>,
+    pub health_checked_at: Option<i64>,
+}
+
 pub async fn connection_health<'c>(
     e: impl Exec<'c>,
     connection_id: &str,
-) -> Result<Option<(String, Option<String>, Option<i64>)>> {
+) -> Result<Option<ConnectionHealthRow>> {
     Ok(sqlx::query_as(
-        "SELECT health, last_error, catalog_refreshed_at FROM connections WHERE id = $1",
+        "SELECT health, last_error, catalog_refreshed_at, health_latency_ms, health_checked_at
+         FROM connections WHERE id = $1",
     )
     .bind(connection_id)
     .fetch_optional(e)
@@ -583,6 +596,25 @@ pub async fn claim_catalog_refresh<'c>(
 }
 
 /// Sets a connection's health (and error) only; the catalog time stays.
+/// Records the median latency of a connection's last requests and when
+/// the last of them was made.
+pub async fn record_connection_latency<'c>(
+    e: impl Exec<'c>,
+    id: &str,
+    latency_ms: i64,
+    checked_at: i64,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE connections SET health_latency_ms = $2, health_checked_at = $3 WHERE id = $1",
+    )
+    .bind(id)
+    .bind(latency_ms)
+    .bind(checked_at)
+    .execute(e)
+    .await?;
+    Ok(())
+}
+
 pub async fn set_connection_health_only<'c>(
     e: impl Exec<'c>,
     id: &str,
