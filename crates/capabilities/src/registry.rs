@@ -268,6 +268,19 @@ impl Capabilities {
         self.audited(ctx, result).await
     }
 
+    /// Takes up again a subscription a session made on another replica
+    /// (checked and audited there): the upstream is subscribed here too.
+    pub async fn resume_resource_watch(
+        &self,
+        connection: &ConnectionCapabilities,
+        uri: &str,
+    ) -> Result<(), ForwardError> {
+        match &self.connections {
+            Some(src) => src.watch_resource(connection, uri, true).await,
+            None => Err(ForwardError::Refused("the gateway is off".into())),
+        }
+    }
+
     /// Ends a subscription whose caller is gone (a closed session or
     /// stream): nothing to check or audit, the upstream is told if no other
     /// caller still wants its updates.

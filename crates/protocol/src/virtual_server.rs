@@ -103,6 +103,17 @@ pub(crate) async fn may_use(
     })
 }
 
+/// The 2025-11-25 session a request belongs to.
+fn session_id(ctx: &RequestContext<RoleServer>) -> Option<String> {
+    ctx.extensions
+        .get::<Parts>()?
+        .headers
+        .get("mcp-session-id")?
+        .to_str()
+        .ok()
+        .map(str::to_owned)
+}
+
 /// A URI a caller may subscribe to: not empty, not too long.
 fn check_uri(uri: &str) -> Result<(), ErrorData> {
     if uri.is_empty() || uri.len() > MAX_URI {
@@ -204,7 +215,57 @@ impl VirtualHandler {
         {
             mine.uris.remove(uri);
         }
-        watched.map_err(to_error)
+        watched.map_err(to_error)?;
+        self.store_session_resources(ctx).await;
+        Ok(())
+    }
+
+    /// Keeps the session's subscriptions with the session, for a replica
+    /// that picks it up (see [`Self::resume_session_resources`]).
+    async fn store_session_resources(&self, ctx: &RequestContext<RoleServer>) {
+        let Some(id) = session_id(ctx) else { return };
+        let uris: Vec<String> = match self.resources.lock() {
+            Ok(mine) => mine.uris.iter().cloned().collect(),
+            Err(_) => return,
+        };
+        let text = serde_json::Value::from(uris).to_string();
+        if let Err(e) =
+            switchboard_storage::set_mcp_session_resources(self.caps.core().db().pool(), &id, &text)
+                .await
+        {
+            tracing::warn!(error = %e, "could not keep a session's resource subscriptions");
+        }
+    }
+
+    /// A session picked up on this replica subscribes again to what it
+    /// subscribed to elsewhere.
+    async fn resume_session_resources(&self, ctx: &RequestContext<RoleServer>, c: &Caller) {
+        let Some(id) = session_id(ctx) else { return };
+        let stored = switchboard_storage::mcp_session_resources(self.caps.core().db().pool(), &id)
+            .await
+            .ok()
+            .flatten()
+            .and_then(|t| serde_json::from_str::<Vec<String>>(&t).ok())
+            .unwrap_or_default();
+        if stored.is_empty() {
+            return;
+        }
+        let Ok(Served::One(conn)) = self.served(c).await else {
+            return;
+        };
+        for uri in stored.into_iter().take(MAX_WATCHED) {
+            match self.caps.resume_resource_watch(&conn, &uri).await {
+                Ok(()) => {
+                    if let Ok(mut mine) = self.resources.lock() {
+                        mine.connection.get_or_insert_with(|| conn.clone());
+                        mine.uris.insert(uri);
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = ?e, "could not subscribe a restored session again")
+                }
+            }
+        }
     }
 
     /// The connection slugs of the saved virtual server `slug`, or `None`
@@ -604,14 +665,7 @@ impl VirtualHandler {
                 .and_then(|l| serde_json::to_value(l).ok())
                 .and_then(|v| v.as_str().map(str::to_owned));
         }
-        let id = ctx
-            .extensions
-            .get::<Parts>()?
-            .headers
-            .get("mcp-session-id")?
-            .to_str()
-            .ok()?
-            .to_owned();
+        let id = session_id(ctx)?;
         let row = switchboard_storage::mcp_session(self.caps.core().db().pool(), &id)
             .await
             .ok()
@@ -938,6 +992,9 @@ impl ServerHandler for VirtualHandler {
         let c = self.caller(&context, "initialize", None, Value::Null)?;
         let (ids, tools_only) = self.watched(&c).await?;
         let headers = request_parts(&context)?.headers.clone();
+        if context.extensions.get::<SessionRestoreMarker>().is_some() {
+            self.resume_session_resources(&context, &c).await;
+        }
         self.forward_list_changes(context.peer.clone(), headers, c, ids, tools_only);
         Ok(info)
     }

@@ -1576,6 +1576,56 @@ async fn resource_updates_reach_subscribers_in_both_eras() {
     assert!(audited >= 4, "{audited}");
 }
 
+// A 2025-11-25 session's subscriptions are kept with the session: the
+// replica that picks it up subscribes its own upstream session again.
+#[tokio::test]
+async fn a_session_keeps_its_resource_subscriptions_on_another_replica() {
+    let bin = test_upstream_bin();
+    let db = TestDb::new(Backend::Sqlite).await;
+    db.bootstrap("owner@alpha.test", "alpha");
+    let env = [("SWITCHBOARD_GATEWAY__ALLOWED_COMMANDS", bin.as_str())];
+    let first = Server::start_with(&db, &[], &env);
+    let owner = Api::sign_in(&first, "owner@alpha.test", PASSWORD).await;
+    publish(
+        &owner,
+        json!({"slug": "now", "name": "now", "transport": "stdio", "command": bin, "args": ["stdio"]}),
+    )
+    .await;
+    grant_org(&owner, "now").await;
+    let token = db.token("owner@alpha.test", "alpha", "personal", ALL_SCOPES);
+    let watched = "test://watched-resource";
+    let (session, _first_stream) = legacy_session(&first.url("/mcp/servers/now"), &token).await;
+    let r = message(
+        &session
+            .legacy("resources/subscribe", json!({"uri": watched}))
+            .await,
+    );
+    assert!(r["result"].is_object(), "{r}");
+
+    // The same session, on a second replica.
+    let second = Server::start_with(&db, &[], &env);
+    let url = second.url("/mcp/servers/now");
+    let mut stream = reqwest::Client::new()
+        .get(&url)
+        .bearer_auth(&token)
+        .header("accept", "text/event-stream")
+        .header("mcp-protocol-version", common::mcp::V2025)
+        .header("mcp-session-id", session.session.clone().expect("session"))
+        .send()
+        .await
+        .expect("the session's stream on the second replica");
+    assert_eq!(stream.status(), 200);
+    let mut buffer = String::new();
+    Mcp::at(&url, Some(&token))
+        .call_2026("update_resource", json!({"uri": watched}))
+        .await;
+    let n = next_event(&mut stream, &mut buffer, 5)
+        .await
+        .expect("an update on the second replica");
+    assert_eq!(n["method"], "notifications/resources/updated", "{n}");
+    assert_eq!(n["params"]["uri"], watched, "{n}");
+}
+
 /// Polls `check` every 200 ms for up to 10 s; the last value on failure.
 async fn eventually<F, Fut>(what: &str, mut check: F) -> Value
 where

@@ -90,6 +90,27 @@ pub async fn set_mcp_session_log_level<'c>(e: impl Exec<'c>, id: &str, level: &s
     Ok(())
 }
 
+/// The resources a session subscribed to (a JSON array), replaced whole.
+pub async fn set_mcp_session_resources<'c>(e: impl Exec<'c>, id: &str, uris: &str) -> Result<()> {
+    sqlx::query("UPDATE mcp_sessions SET resource_subscriptions = $2 WHERE id = $1")
+        .bind(id)
+        .bind(uris)
+        .execute(e)
+        .await?;
+    Ok(())
+}
+
+/// The resources a session subscribed to, as stored (a JSON array).
+pub async fn mcp_session_resources<'c>(e: impl Exec<'c>, id: &str) -> Result<Option<String>> {
+    Ok(sqlx::query_scalar::<_, Option<String>>(
+        "SELECT resource_subscriptions FROM mcp_sessions WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(e)
+    .await?
+    .flatten())
+}
+
 pub async fn delete_mcp_session<'c>(e: impl Exec<'c>, id: &str) -> Result<bool> {
     let r = sqlx::query("DELETE FROM mcp_sessions WHERE id = $1")
         .bind(id)
