@@ -184,15 +184,29 @@ impl Capabilities {
         params: Value,
         channel: Option<Arc<dyn CallerChannel>>,
     ) -> Result<Value, ForwardError> {
-        let result = match (
-            self.check_connection_use(ctx.principal, connection),
-            &self.connections,
-        ) {
-            (Err(m), _) => Err(ForwardError::Refused(m)),
-            (Ok(()), None) => Err(ForwardError::Refused("the gateway is off".into())),
-            (Ok(()), Some(src)) => src.forward(ctx, connection, method, params, channel).await,
+        let result = match self.usable_source(ctx.principal, connection) {
+            Ok(src) => src.forward(ctx, connection, method, params, channel).await,
+            Err(e) => Err(e),
         };
         self.audited(ctx, result).await
+    }
+
+    /// The gateway's connections, when there is one.
+    fn source(&self) -> Result<&dyn ConnectionSource, ForwardError> {
+        self.connections
+            .as_deref()
+            .ok_or_else(|| ForwardError::Refused("the gateway is off".into()))
+    }
+
+    /// The source of `connection`, once the caller may use it at all.
+    fn usable_source(
+        &self,
+        principal: &Principal,
+        connection: &ConnectionCapabilities,
+    ) -> Result<&dyn ConnectionSource, ForwardError> {
+        self.check_connection_use(principal, connection)
+            .map_err(ForwardError::Refused)?;
+        self.source()
     }
 
     /// Records a request that is not a tool call with its outcome; the
@@ -257,13 +271,9 @@ impl Capabilities {
         uri: &str,
         on: bool,
     ) -> Result<(), ForwardError> {
-        let result = match (
-            self.check_connection_use(ctx.principal, connection),
-            &self.connections,
-        ) {
-            (Err(m), _) => Err(ForwardError::Refused(m)),
-            (Ok(()), None) => Err(ForwardError::Refused("the gateway is off".into())),
-            (Ok(()), Some(src)) => src.watch_resource(connection, uri, on).await,
+        let result = match self.usable_source(ctx.principal, connection) {
+            Ok(src) => src.watch_resource(connection, uri, on).await,
+            Err(e) => Err(e),
         };
         self.audited(ctx, result).await
     }
@@ -275,17 +285,14 @@ impl Capabilities {
         connection: &ConnectionCapabilities,
         uri: &str,
     ) -> Result<(), ForwardError> {
-        match &self.connections {
-            Some(src) => src.watch_resource(connection, uri, true).await,
-            None => Err(ForwardError::Refused("the gateway is off".into())),
-        }
+        self.source()?.watch_resource(connection, uri, true).await
     }
 
     /// Ends a subscription whose caller is gone (a closed session or
     /// stream): nothing to check or audit, the upstream is told if no other
     /// caller still wants its updates.
     pub async fn drop_resource_watch(&self, connection: &ConnectionCapabilities, uri: &str) {
-        if let Some(src) = &self.connections
+        if let Ok(src) = self.source()
             && let Err(e) = src.watch_resource(connection, uri, false).await
         {
             tracing::debug!(error = ?e, "could not end an upstream resource subscription");
@@ -298,12 +305,9 @@ impl Capabilities {
         principal: &Principal,
         connection: &ConnectionCapabilities,
     ) -> Result<Value, ForwardError> {
-        self.check_connection_use(principal, connection)
-            .map_err(ForwardError::Refused)?;
-        match &self.connections {
-            Some(src) => src.upstream_info(connection).await,
-            None => Err(ForwardError::Refused("the gateway is off".into())),
-        }
+        self.usable_source(principal, connection)?
+            .upstream_info(connection)
+            .await
     }
 
     /// What using a connection at all needs, for requests that are not tool

@@ -466,13 +466,9 @@ impl Core {
             ));
         }
         let hash = hash_secret(token);
-        let entry = match self.principals.get(&self.db, &hash).await? {
-            Some(cached) => cached,
-            None => {
-                let built = self.load_bearer(&hash).await?;
-                self.principals.put(hash.clone(), built.clone());
-                built
-            }
+        let (mut entry, mut changed) = match self.principals.get(&self.db, &hash).await? {
+            Some(cached) => (cached, false),
+            None => (self.load_bearer(&hash).await?, true),
         };
         if let Some(exp) = entry.expires_at
             && exp <= now
@@ -495,13 +491,11 @@ impl Core {
             if let Err(e) = storage::touch_token(self.db.pool(), id, now, TOUCH_INTERVAL_MS).await {
                 tracing::warn!(error = %e, "could not record token use");
             }
-            self.principals.put(
-                hash,
-                CachedToken {
-                    last_used_at: Some(now),
-                    ..entry.clone()
-                },
-            );
+            entry.last_used_at = Some(now);
+            changed = true;
+        }
+        if changed {
+            self.principals.put(hash, entry.clone());
         }
         Ok(entry.principal)
     }

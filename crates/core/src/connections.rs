@@ -208,13 +208,11 @@ fn hidden_tools(
         .iter()
         .filter_map(|t| {
             let reason = t.problem.clone().or_else(|| {
-                let prefixed = format!("{slug}_{}", t.name).chars().count();
-                (in_saved_servers && prefixed > MAX_TOOL_NAME).then(|| {
-                    format!(
-                        "left out of saved virtual servers: '{slug}_{}' would be {prefixed} characters, over {MAX_TOOL_NAME}",
-                        t.name
-                    )
-                })
+                let (full, length) = crate::virtual_servers::prefixed_too_long(slug, &t.name)
+                    .filter(|_| in_saved_servers)?;
+                Some(format!(
+                    "left out of saved virtual servers: '{full}' would be {length} characters, over {MAX_TOOL_NAME}"
+                ))
             })?;
             Some(HiddenTool {
                 name: t.name.clone(),
@@ -1513,14 +1511,13 @@ async fn write_catalog(
         .collect();
     storage::replace_connection_tools(conn, id, SHARED, &rows).await?;
     for kind in Listing::ALL {
-        let items = catalog
-            .listings
-            .iter()
-            .find(|(k, _)| *k == kind)
-            .map(|(_, items)| {
-                let kept = &items[..items.len().min(MAX_LISTED)];
-                serde_json::Value::Array(kept.to_vec()).to_string()
-            });
+        let items = match catalog.listings.iter().find(|(k, _)| *k == kind) {
+            Some((_, items)) => Some(
+                serde_json::to_string(&items[..items.len().min(MAX_LISTED)])
+                    .map_err(|e| CoreError::Internal(format!("encoding a list: {e}")))?,
+            ),
+            None => None,
+        };
         storage::replace_connection_listing(conn, id, SHARED, kind.as_str(), items.as_deref(), now)
             .await?;
     }

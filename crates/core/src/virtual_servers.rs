@@ -41,6 +41,14 @@ pub struct VirtualServerView {
     pub created_at: String,
 }
 
+/// The name a saved server offers a connection's tool under, with its
+/// length, when that is over the 128 characters a client is promised.
+pub(crate) fn prefixed_too_long(slug: &str, tool: &str) -> Option<(String, usize)> {
+    let full = format!("{slug}_{tool}");
+    let length = full.chars().count();
+    (length > MAX_TOOL_NAME).then_some((full, length))
+}
+
 impl Core {
     async fn virtual_server_view(
         &self,
@@ -114,8 +122,7 @@ impl Core {
                             .into_iter()
                             .filter(|t| t.problem.is_none())
                         {
-                            let full = format!("{slug}_{}", t.name);
-                            if full.chars().count() > MAX_TOOL_NAME {
+                            if let Some((full, _)) = prefixed_too_long(slug, &t.name) {
                                 too_long.push(full);
                             }
                         }

@@ -29,7 +29,7 @@ use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
 use rmcp::{ClientHandler, Peer, RoleClient};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use switchboard_capabilities::{CallerChannel, ForwardError, ListKind};
+use switchboard_capabilities::{CallerChannel, ForwardError};
 use switchboard_core::Core;
 use switchboard_core::connections::UpstreamTarget;
 use switchboard_egress::EgressClient;
@@ -88,8 +88,8 @@ impl Default for PoolSettings {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PoolEvent {
     /// The upstream of this connection (by id) said one of its lists
-    /// changed.
-    ListChanged(String, ListKind),
+    /// changed (which, and how, a new listing finds out).
+    ListChanged(String),
     /// A new session with this connection's upstream is listening for
     /// changes: whatever changed while no session was (a restarted child
     /// starts afresh) is only found by listing again.
@@ -287,11 +287,11 @@ struct UpstreamHandler {
 }
 
 impl UpstreamHandler {
-    /// Tells the gateway this upstream's `kind` list changed.
-    fn list_changed(&self, kind: ListKind) {
+    /// Tells the gateway one of this upstream's lists changed.
+    fn list_changed(&self) {
         let _ = self
             .events
-            .send(PoolEvent::ListChanged(self.connection_id.clone(), kind));
+            .send(PoolEvent::ListChanged(self.connection_id.clone()));
     }
 
     /// A server-to-client request of the upstream, passed to the one caller
@@ -350,15 +350,15 @@ impl ClientHandler for UpstreamHandler {
     }
 
     async fn on_tool_list_changed(&self, _context: NotificationContext<RoleClient>) {
-        self.list_changed(ListKind::Tools);
+        self.list_changed();
     }
 
     async fn on_prompt_list_changed(&self, _context: NotificationContext<RoleClient>) {
-        self.list_changed(ListKind::Prompts);
+        self.list_changed();
     }
 
     async fn on_resource_list_changed(&self, _context: NotificationContext<RoleClient>) {
-        self.list_changed(ListKind::Resources);
+        self.list_changed();
     }
 
     async fn on_resource_updated(
@@ -1138,14 +1138,16 @@ fn watch_lists(
         };
         while let Ok(Some(notification)) = subscription.next().await {
             use rmcp::model::ServerNotification as N;
-            let kind = match notification {
-                N::ToolListChangedNotification(_) => ListKind::Tools,
-                N::PromptListChangedNotification(_) => ListKind::Prompts,
-                N::ResourceListChangedNotification(_) => ListKind::Resources,
-                _ => continue,
-            };
+            if !matches!(
+                notification,
+                N::ToolListChangedNotification(_)
+                    | N::PromptListChangedNotification(_)
+                    | N::ResourceListChangedNotification(_)
+            ) {
+                continue;
+            }
             if events
-                .send(PoolEvent::ListChanged(connection_id.clone(), kind))
+                .send(PoolEvent::ListChanged(connection_id.clone()))
                 .is_err()
             {
                 break;

@@ -202,7 +202,9 @@ impl Print {
                 Listing::Prompts => &mut prompts,
             };
             kind.as_str().hash(h);
-            Value::Array(items.clone()).to_string().hash(h);
+            for item in items {
+                item.to_string().hash(h);
+            }
         }
         Print {
             tools: tools.finish(),
@@ -301,7 +303,7 @@ pub async fn run_background(
                 let mut next = Some(first);
                 while let Some(event) = next {
                     match event {
-                        PoolEvent::ListChanged(id, _) | PoolEvent::SessionStarted(id) => {
+                        PoolEvent::ListChanged(id) | PoolEvent::SessionStarted(id) => {
                             if !ids.contains(&id) {
                                 ids.push(id);
                             }

@@ -473,8 +473,8 @@ async fn precheck_listen(
     let slug = path.strip_prefix("/mcp/servers/")?;
     let allowed = match crate::virtual_server::may_use(&state.caps, principal, slug).await {
         Ok(allowed) => allowed,
-        Err(e) => {
-            tracing::error!(error = %e, "could not check a listen stream's server");
+        // Logged where it happened.
+        Err(_) => {
             return Some((StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response());
         }
     };
@@ -482,24 +482,13 @@ async fn precheck_listen(
         return None;
     }
     let message = crate::virtual_server::not_found_message(slug);
-    let mut meta = meta.clone();
-    meta.call = Some(CallInfo {
+    let call = CallInfo {
         method: "subscriptions/listen".into(),
         tool: None,
         arguments: Value::Null,
-    });
-    let ctx = Ctx {
-        principal,
-        meta: &meta,
     };
-    if let Err(e) = state
-        .caps
-        .core()
-        .record_request(ctx, None, Outcome::Denied, Some(&message))
-        .await
-    {
-        tracing::error!(error = %e, "could not audit a refusal");
-        return Some((StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response());
+    if let Some(failed) = record_refusal(state, principal, meta, call, &message).await {
+        return Some(failed);
     }
     let body = serde_json::json!({
         "jsonrpc": "2.0",
@@ -543,24 +532,13 @@ async fn refuse_scope(
     message: String,
 ) -> Option<Response> {
     let params = v.get("params")?;
-    let mut meta = meta.clone();
-    meta.call = Some(CallInfo {
+    let call = CallInfo {
         method: "tools/call".into(),
         tool: Some(name.to_owned()),
         arguments: params.get("arguments").cloned().unwrap_or(Value::Null),
-    });
-    let ctx = Ctx {
-        principal,
-        meta: &meta,
     };
-    if let Err(e) = state
-        .caps
-        .core()
-        .record_request(ctx, None, Outcome::Denied, Some(&message))
-        .await
-    {
-        tracing::error!(error = %e, "could not audit a refusal");
-        return Some((StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response());
+    if let Some(failed) = record_refusal(state, principal, meta, call, &message).await {
+        return Some(failed);
     }
     Some(insufficient_scope(
         prm,
@@ -568,6 +546,31 @@ async fn refuse_scope(
         &message,
         v.get("id").cloned().unwrap_or(Value::Null),
     ))
+}
+
+/// Audits a request the guard refuses; `Some` is the answer when the
+/// refusal could not be recorded (then nothing else is answered).
+async fn record_refusal(
+    state: &McpState,
+    principal: &Principal,
+    meta: &RequestMeta,
+    call: CallInfo,
+    message: &str,
+) -> Option<Response> {
+    let mut meta = meta.clone();
+    meta.call = Some(call);
+    let ctx = Ctx {
+        principal,
+        meta: &meta,
+    };
+    let recorded = state
+        .caps
+        .core()
+        .record_request(ctx, None, Outcome::Denied, Some(message))
+        .await;
+    let e = recorded.err()?;
+    tracing::error!(error = %e, "could not audit a refusal");
+    Some((StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response())
 }
 
 #[cfg(test)]

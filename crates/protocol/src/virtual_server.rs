@@ -92,14 +92,43 @@ pub(crate) async fn may_use(
     caps: &Capabilities,
     p: &Principal,
     slug: &str,
-) -> Result<bool, switchboard_core::CoreError> {
-    let granted = caps.granted_connections(p).await?;
-    if granted.iter().any(|c| c.slug == slug) {
-        return Ok(true);
-    }
-    Ok(match caps.core().virtual_server_members(p, slug).await? {
-        Some(members) => granted.iter().any(|g| members.contains(&g.slug)),
-        None => false,
+) -> Result<bool, ErrorData> {
+    let members = caps
+        .core()
+        .virtual_server_members(p, slug)
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "could not load a virtual server");
+            ErrorData::internal_error("the server could not load this virtual server", None)
+        })?;
+    Ok(granted_behind(caps, p, slug, members).await?.is_some())
+}
+
+/// What `p` is granted of the server `slug`: its own connection, or the
+/// granted ones among a saved server's `members`. `None` when nothing (an
+/// unknown server looks the same).
+async fn granted_behind(
+    caps: &Capabilities,
+    p: &Principal,
+    slug: &str,
+    members: Option<Vec<String>>,
+) -> Result<Option<Served>, ErrorData> {
+    let granted = caps.granted_connections(p).await.map_err(|e| {
+        tracing::error!(error = %e, "could not load the caller's connections");
+        ErrorData::internal_error("the server could not load your connections", None)
+    })?;
+    Ok(match members {
+        None => granted
+            .into_iter()
+            .find(|c| c.slug == slug)
+            .map(Served::One),
+        Some(members) => {
+            let granted: Vec<_> = granted
+                .into_iter()
+                .filter(|g| members.contains(&g.slug))
+                .collect();
+            (!granted.is_empty()).then_some(Served::Many(granted))
+        }
     })
 }
 
@@ -324,53 +353,14 @@ impl VirtualHandler {
         record_request(&self.caps, &c.principal, &c.meta, method, outcome, message).await
     }
 
-    /// The connection behind this server, if the caller is granted it. Not
+    /// The connections behind this server that the caller is granted. Not
     /// granted and nonexistent look the same, and are audited as refused.
-    async fn connection(&self, c: &Caller) -> Result<Arc<ConnectionCapabilities>, ErrorData> {
-        let found = self
-            .caps
-            .granted_connection(&c.principal, &c.slug)
-            .await
-            .map_err(|e| {
-                tracing::error!(error = %e, "could not load the caller's connections");
-                ErrorData::internal_error("the server could not load your connections", None)
-            })?;
-        match found {
-            Some(conn) => Ok(conn),
-            None => {
-                let message = not_found_message(&c.slug);
-                self.record(c, Outcome::Denied, Some(&message)).await?;
-                Err(ErrorData::new(
-                    ErrorCode(-32001),
-                    message,
-                    Some(json!({"server": c.slug})),
-                ))
-            }
-        }
-    }
-
-    /// The connections behind this server that the caller is granted.
     async fn served(&self, c: &Caller) -> Result<Served, ErrorData> {
         let members = self.saved_members(&c.principal, &c.slug).await?;
-        let Some(members) = members else {
-            return Ok(Served::One(self.connection(c).await?));
-        };
-        let granted: Vec<Arc<ConnectionCapabilities>> = self
-            .caps
-            .granted_connections(&c.principal)
-            .await
-            .map_err(|e| {
-                tracing::error!(error = %e, "could not load the caller's connections");
-                ErrorData::internal_error("the server could not load your connections", None)
-            })?
-            .into_iter()
-            .filter(|g| members.contains(&g.slug))
-            .collect();
-        if granted.is_empty() {
-            // Grants nothing here: the same answer as an unknown server.
-            return Err(self.not_found(c).await);
+        match granted_behind(&self.caps, &c.principal, &c.slug, members).await? {
+            Some(served) => Ok(served),
+            None => Err(self.not_found(c).await),
         }
-        Ok(Served::Many(granted))
     }
 
     async fn not_found(&self, c: &Caller) -> ErrorData {
@@ -1218,7 +1208,6 @@ impl ServerHandler for VirtualHandler {
         self.watch_for_session(&context, &request.uri, false).await
     }
 
-    /// Upstream tools have no `x-mcp-header` parameters we vouch for.
     fn accepted_subscription_filter(
         &self,
         requested: &SubscriptionFilter,
@@ -1279,6 +1268,7 @@ impl ServerHandler for VirtualHandler {
         }
     }
 
+    /// Upstream tools have no `x-mcp-header` parameters we vouch for.
     fn get_tool(&self, _name: &str) -> Option<rmcp::model::Tool> {
         None
     }

@@ -1347,44 +1347,11 @@ async fn list_changes_reach_both_eras_until_the_grant_is_removed() {
     let grant_id = id_where(&granted["grants"], "grantee_id", &dev);
     let dev_token = db.token("dev@alpha.test", "alpha", "personal", "connections:use");
     let url = server.url("/mcp/servers/fx");
-    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "subscriptions/listen", "params": {
-        "_meta": common::mcp::meta_2026(), "notifications": {"toolsListChanged": true}}});
-    let mut stream = reqwest::Client::new()
-        .post(&url)
-        .bearer_auth(&dev_token)
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-protocol-version", common::mcp::V2026)
-        .header("mcp-method", "subscriptions/listen")
-        .body(body.to_string())
-        .send()
-        .await
-        .expect("listen");
-    assert_eq!(stream.status(), 200);
-    let mut buffer = String::new();
-    let ack = next_event(&mut stream, &mut buffer, 5)
-        .await
-        .expect("the acknowledgment");
-    assert!(
-        ack["method"]
-            .as_str()
-            .is_some_and(|m| m.contains("acknowledged")),
-        "{ack}"
-    );
+    let (mut stream, mut buffer) =
+        listen(&url, &dev_token, json!({"toolsListChanged": true})).await;
 
     // A 2025-11-25 session hears of changes on its own stream.
-    let mut legacy = Mcp::at(&url, Some(&dev_token));
-    legacy.initialize().await;
-    let mut session_stream = reqwest::Client::new()
-        .get(&url)
-        .bearer_auth(&dev_token)
-        .header("accept", "text/event-stream")
-        .header("mcp-protocol-version", common::mcp::V2025)
-        .header("mcp-session-id", legacy.session.clone().expect("session"))
-        .send()
-        .await
-        .expect("the session's stream");
-    assert_eq!(session_stream.status(), 200);
+    let (_legacy, mut session_stream) = legacy_session(&url, &dev_token).await;
     let mut session_buffer = String::new();
 
     let fx = Mcp::at(&url, Some(&dev_token));
@@ -1475,17 +1442,24 @@ async fn listen(url: &str, token: &str, filter: Value) -> (reqwest::Response, St
 async fn legacy_session(url: &str, token: &str) -> (Mcp, reqwest::Response) {
     let mut session = Mcp::at(url, Some(token));
     session.initialize().await;
+    let id = session.session.clone().expect("session");
+    let stream = session_stream(url, token, &id).await;
+    (session, stream)
+}
+
+/// The own stream (GET) of the 2025-11-25 session `id`, opened on `url`.
+async fn session_stream(url: &str, token: &str, id: &str) -> reqwest::Response {
     let stream = reqwest::Client::new()
         .get(url)
         .bearer_auth(token)
         .header("accept", "text/event-stream")
         .header("mcp-protocol-version", common::mcp::V2025)
-        .header("mcp-session-id", session.session.clone().expect("session"))
+        .header("mcp-session-id", id)
         .send()
         .await
         .expect("the session's stream");
     assert_eq!(stream.status(), 200);
-    (session, stream)
+    stream
 }
 
 // Subscriptions pass through: a caller subscribed to a resource hears of
@@ -1605,16 +1579,8 @@ async fn a_session_keeps_its_resource_subscriptions_on_another_replica() {
     // The same session, on a second replica.
     let second = Server::start_with(&db, &[], &env);
     let url = second.url("/mcp/servers/now");
-    let mut stream = reqwest::Client::new()
-        .get(&url)
-        .bearer_auth(&token)
-        .header("accept", "text/event-stream")
-        .header("mcp-protocol-version", common::mcp::V2025)
-        .header("mcp-session-id", session.session.clone().expect("session"))
-        .send()
-        .await
-        .expect("the session's stream on the second replica");
-    assert_eq!(stream.status(), 200);
+    let id = session.session.clone().expect("session");
+    let mut stream = session_stream(&url, &token, &id).await;
     let mut buffer = String::new();
     Mcp::at(&url, Some(&token))
         .call_2026("update_resource", json!({"uri": watched}))
