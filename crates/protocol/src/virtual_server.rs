@@ -93,15 +93,24 @@ pub(crate) async fn may_use(
     p: &Principal,
     slug: &str,
 ) -> Result<bool, ErrorData> {
-    let members = caps
-        .core()
+    let members = load_members(caps, p, slug).await?;
+    Ok(granted_behind(caps, p, slug, members).await?.is_some())
+}
+
+/// The connection slugs of the saved virtual server `slug`, from the
+/// database; `None` when it is not one.
+async fn load_members(
+    caps: &Capabilities,
+    p: &Principal,
+    slug: &str,
+) -> Result<Option<Vec<String>>, ErrorData> {
+    caps.core()
         .virtual_server_members(p, slug)
         .await
         .map_err(|e| {
             tracing::error!(error = %e, "could not load a virtual server");
             ErrorData::internal_error("the server could not load this virtual server", None)
-        })?;
-    Ok(granted_behind(caps, p, slug, members).await?.is_some())
+        })
 }
 
 /// What `p` is granted of the server `slug`: its own connection, or the
@@ -308,15 +317,7 @@ impl VirtualHandler {
         if let Some(members) = self.saved.get(&key, p.access_version) {
             return Ok(members);
         }
-        let members = self
-            .caps
-            .core()
-            .virtual_server_members(p, slug)
-            .await
-            .map_err(|e| {
-                tracing::error!(error = %e, "could not load a virtual server");
-                ErrorData::internal_error("the server could not load this virtual server", None)
-            })?;
+        let members = load_members(&self.caps, p, slug).await?;
         self.saved.put(key, p.access_version, members.clone());
         Ok(members)
     }
