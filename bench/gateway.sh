@@ -96,7 +96,18 @@ SWITCHBOARD_BOOTSTRAP_PASSWORD=$PASSWORD "$SWITCHBOARD_BIN" admin bootstrap --da
 TOKEN=$(json_field token <"$WORK/token.json")
 [[ -n $TOKEN ]] || die "no token in the output of token create"
 
-SWITCHBOARD_GATEWAY__ALLOW_LOOPBACK_UPSTREAMS=true SWITCHBOARD_GATEWAY__ALLOWED_COMMANDS=$UPSTREAM_BIN \
+# The test upstream as an operator catalog entry (its exact command line),
+# started as nobody when this runs as root (stdio children never run as root).
+cat >"$WORK/operator-catalog.json" <<CATALOG
+[{"id": "fixture", "name": "Test upstream", "description": "The benchmark's stdio upstream",
+  "transport": "stdio", "command": "$UPSTREAM_BIN", "args": ["stdio"],
+  "config": {"type": "object", "additionalProperties": false, "properties": {}}}]
+CATALOG
+STDIO_USER=
+if [[ $(id -u) == 0 ]]; then STDIO_USER=nobody; fi
+SWITCHBOARD_GATEWAY__ALLOW_LOOPBACK_UPSTREAMS=true \
+SWITCHBOARD_GATEWAY__OPERATOR_CATALOG=$WORK/operator-catalog.json \
+SWITCHBOARD_GATEWAY__STDIO_USER=$STDIO_USER \
   "$SWITCHBOARD_BIN" serve --data-dir "$DATA" --listen 127.0.0.1:0 </dev/null \
   >"$WORK/switchboard.out" 2>"$WORK/switchboard.log" &
 SB_PID=$!

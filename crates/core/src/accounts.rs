@@ -99,6 +99,14 @@ async fn check_slug_free(conn: &mut Conn, slug: &str) -> Result<(), CoreError> {
 }
 
 /// Creates an organization with its built-in roles and `account_id` as its
+/// The attempts one sign-in took (see [`Core::reserve_sign_in`]).
+#[derive(Debug)]
+pub(crate) struct SignInAttempt {
+    keys: Vec<String>,
+    /// The (email, address) key, which a success clears.
+    email_address: Option<String>,
+}
+
 /// owner; returns the org and membership ids. The slug must be free.
 pub(crate) async fn create_org_owned_by(
     conn: &mut Conn,
@@ -288,14 +296,7 @@ impl Core {
     ) -> Result<NewSession, CoreError> {
         let now = meta.now_ms;
         let email = normalize_email("email", email)?;
-        let key = format!("email:{email}");
-        if let Some(t) = storage::throttle_get(self.db.pool(), &key).await?
-            && t.locked_until > now
-        {
-            return Err(CoreError::Throttled {
-                retry_after_secs: (t.locked_until - now + 999) / 1000,
-            });
-        }
+        let attempt = self.reserve_sign_in(&email, meta).await?;
         let account = storage::account_by_email(self.db.pool(), &email).await?;
         let ok = verify_password(
             password.to_owned(),
@@ -303,13 +304,12 @@ impl Core {
         )
         .await?;
         let Some(account) = account.filter(|_| ok) else {
-            self.record_sign_in_failure(&key, now).await?;
             tracing::warn!(email = %email, "failed sign-in");
             return Err(CoreError::Unauthenticated(
                 "the email or password is wrong".into(),
             ));
         };
-        storage::throttle_clear(self.db.pool(), &key).await?;
+        self.release_sign_in(attempt).await;
 
         let orgs = storage::orgs_of_account(self.db.pool(), &account.id).await?;
         let org = match org_slug {
@@ -360,29 +360,72 @@ impl Core {
         })
     }
 
-    async fn record_sign_in_failure(&self, key: &str, now: i64) -> Result<(), CoreError> {
-        let mut tx = self.db.begin_write().await?;
-        let mut t = storage::throttle_get(&mut *tx, key)
-            .await?
-            .unwrap_or(storage::ThrottleRow {
-                throttle_key: key.to_owned(),
-                failures: 0,
-                window_started_at: now,
-                locked_until: 0,
-            });
-        if now - t.window_started_at > self.config.sign_in_window_ms {
-            t.failures = 0;
-            t.window_started_at = now;
+    /// Reserves one sign-in attempt before the password is checked, with
+    /// one conditional write per limit: per (email, client address), per
+    /// email and per client address. N concurrent guesses therefore make at
+    /// most the limit's number of password checks, on every replica. A
+    /// stranger exhausting the (email, address) limit does not lock the
+    /// person out from elsewhere; the per-email limit is much looser.
+    pub(crate) async fn reserve_sign_in(
+        &self,
+        email: &str,
+        meta: &RequestMeta,
+    ) -> Result<SignInAttempt, CoreError> {
+        let address = meta.client_ip.as_deref().unwrap_or("-");
+        let c = &self.config;
+        let limits = [
+            (format!("a:{address}"), c.sign_in_max_per_address),
+            (format!("ea:{email}|{address}"), c.sign_in_max_failures),
+            (format!("e:{email}"), c.sign_in_max_per_email),
+        ];
+        let now = meta.now_ms;
+        let mut reserved: Vec<String> = Vec::with_capacity(limits.len());
+        for (key, max) in limits {
+            let ok = storage::throttle_reserve(
+                self.db.pool(),
+                &key,
+                now,
+                now - c.sign_in_window_ms,
+                max,
+            )
+            .await?;
+            if !ok {
+                let started = storage::throttle_get(self.db.pool(), &key)
+                    .await?
+                    .map_or(now, |t| t.window_started_at);
+                // The attempt was not made: give back what it took.
+                self.release_sign_in(SignInAttempt {
+                    keys: reserved,
+                    email_address: None,
+                })
+                .await;
+                tracing::warn!(email = %email, "sign-in attempt throttled");
+                return Err(CoreError::Throttled {
+                    retry_after_secs: ((started + c.sign_in_window_ms - now).max(1000) + 999)
+                        / 1000,
+                });
+            }
+            reserved.push(key);
         }
-        t.failures += 1;
-        if t.failures >= self.config.sign_in_max_failures {
-            t.locked_until = now + self.config.sign_in_lockout_ms;
-            t.failures = 0;
-            t.window_started_at = now;
+        Ok(SignInAttempt {
+            email_address: reserved.get(1).cloned(),
+            keys: reserved,
+        })
+    }
+
+    /// A successful sign-in gives its attempts back: the (email, address)
+    /// count starts again, the looser counts lose one. Best effort.
+    pub(crate) async fn release_sign_in(&self, attempt: SignInAttempt) {
+        for key in &attempt.keys {
+            let result = if attempt.email_address.as_ref() == Some(key) {
+                storage::throttle_clear(self.db.pool(), key).await
+            } else {
+                storage::throttle_release(self.db.pool(), key).await
+            };
+            if let Err(e) = result {
+                tracing::warn!(error = %e, "could not release a sign-in attempt");
+            }
         }
-        storage::throttle_put(&mut *tx, &t).await?;
-        Db::commit(tx).await?;
-        Ok(())
     }
 
     /// Ends the caller's session.

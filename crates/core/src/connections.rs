@@ -18,6 +18,8 @@ use switchboard_storage::{
 };
 use switchboard_vault::Keyring;
 
+use crate::integrations::{ConfigError, Integration, Publisher};
+
 use crate::audit::AuditEntry;
 use crate::views::rfc3339;
 use crate::{Core, CoreError, Ctx};
@@ -294,6 +296,21 @@ fn view(
     }
 }
 
+/// What a new connection's audit event records: names of credentials,
+/// never their values.
+fn create_audit_args(input: &CreateConnection, integration: Option<&str>) -> serde_json::Value {
+    let credential_names: Vec<String> = input
+        .headers
+        .iter()
+        .flatten()
+        .map(|(k, _)| format!("header:{k}"))
+        .chain(input.env.iter().flatten().map(|(k, _)| format!("env:{k}")))
+        .collect();
+    json!({"slug": input.slug, "transport": input.transport, "url": input.url,
+           "command": input.command, "args": input.args, "integration": integration,
+           "credential_names": credential_names})
+}
+
 fn check_url(url: &str) -> Result<(), CoreError> {
     let u = url::Url::parse(url)
         .map_err(|e| CoreError::invalid("url", format!("'{url}' is not an absolute URL ({e})")))?;
@@ -390,20 +407,44 @@ fn check_env(name: &str, value: &str) -> Result<(), CoreError> {
     Ok(())
 }
 
-/// Whether a stdio connection may run `command` with `args`: a command on
-/// the operator's allow-list (any arguments), or exactly the command line of
-/// an integration from the shipped catalog (its pinned package), possibly
-/// followed by the entry's own extra arguments.
-pub fn stdio_command_allowed(
-    allowed: &[String],
-    catalog: &[(String, Vec<String>)],
-    command: &str,
-    args: &[String],
-) -> bool {
-    allowed.iter().any(|c| c == command)
-        || catalog
-            .iter()
-            .any(|(c, base)| c == command && args.starts_with(base))
+/// Who is publishing, for the catalog's rules: the CLI on the server is the
+/// instance operator; everyone else is an org admin.
+fn publisher(p: &crate::Principal) -> Publisher {
+    match p.credential {
+        crate::Credential::Cli => Publisher::Operator,
+        _ => Publisher::OrgAdmin,
+    }
+}
+
+/// A catalog refusal as the core reports it: setting what an entry does not
+/// allow is a refusal (403, audited); a malformed value is a bad field.
+fn config_refusal(e: ConfigError) -> CoreError {
+    match e {
+        ConfigError::OperatorOnly { .. } | ConfigError::Undeclared { .. } => {
+            CoreError::Forbidden(e.to_string())
+        }
+        ConfigError::Unknown { .. } => CoreError::Forbidden(e.to_string()),
+        other => CoreError::invalid("config", other.to_string()),
+    }
+}
+
+/// A new connection built from a catalog entry.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PublishIntegration {
+    /// The catalog entry's id (built in, the operator's, or the org's own).
+    pub integration: String,
+    /// Defaults to the entry's id.
+    #[serde(default)]
+    pub slug: Option<String>,
+    /// Defaults to the entry's name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The entry's settings, checked against its schema: only the settings
+    /// it declares, never a path on the host unless the operator publishes.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub config: serde_json::Map<String, serde_json::Value>,
 }
 
 /// The shape every connection must have after a change.
@@ -447,31 +488,10 @@ impl Core {
                 }
             }
             "stdio" => {
-                let Some(cmd) = s.command else {
+                if s.command.is_none() {
                     return Err(CoreError::invalid(
                         "command",
-                        "a stdio connection needs a command from the operator's allow-list",
-                    ));
-                };
-                if !stdio_command_allowed(
-                    &self.config.gateway_allowed_commands,
-                    &self.config.gateway_catalog_commands,
-                    cmd,
-                    s.args,
-                ) {
-                    let allowed = if self.config.gateway_allowed_commands.is_empty() {
-                        "the operator has allowed none (gateway.allowed_commands)".to_owned()
-                    } else {
-                        format!(
-                            "allowed: {}",
-                            self.config.gateway_allowed_commands.join(", ")
-                        )
-                    };
-                    return Err(CoreError::invalid(
-                        "command",
-                        format!(
-                            "'{cmd}' is not on the operator's allow-list of commands ({allowed}), nor the command line of an integration from the catalog (POST /api/v1/connections/from-integration); stdio servers run on a host every org shares"
-                        ),
+                        "a stdio connection needs the command line of a catalog entry",
                     ));
                 }
                 if s.url.is_some() {
@@ -557,97 +577,214 @@ impl Core {
         Ok(())
     }
 
-    /// Publishes a connection (connections.publish).
+    /// Publishes a connection (connections.publish). A stdio connection
+    /// must be exactly the command line of a catalog entry, with only the
+    /// environment variables that entry declares (publishing from the
+    /// catalog, [`Core::publish_integration`], is the usual way).
     pub async fn create_connection(
         &self,
         ctx: Ctx<'_>,
         input: CreateConnection,
     ) -> Result<ConnectionView, CoreError> {
-        let p = ctx.principal;
-        let now = ctx.meta.now_ms;
-        let mut secret_names: Vec<String> = Vec::new();
-        secret_names.extend(
-            input
-                .headers
-                .iter()
-                .flatten()
-                .map(|(k, _)| format!("header:{k}")),
-        );
-        secret_names.extend(input.env.iter().flatten().map(|(k, _)| format!("env:{k}")));
-        let entry = AuditEntry::new(
-            "connection.create",
-            None,
-            json!({"slug": input.slug, "transport": input.transport, "url": input.url,
-                   "command": input.command, "credential_names": secret_names}),
-        );
+        let entry = AuditEntry::new("connection.create", None, create_audit_args(&input, None));
         self.write(ctx, entry, async |conn, entry| {
-            p.require(Permission::ConnectionsPublish, Scope::WriteOrg)?;
-            validate_slug("slug", &input.slug)?;
-            let name = validate_name("name", &input.name, 100)?;
-            let description = input.description.clone().unwrap_or_default();
-            if description.len() > 2000 {
-                return Err(CoreError::invalid("description", "at most 2000 characters"));
-            }
-            let args = input.args.clone().unwrap_or_default();
-            let mode = input.credential_mode.as_deref().unwrap_or("none");
-            self.check_shape(&Shape {
-                transport: &input.transport,
-                url: input.url.as_deref(),
-                command: input.command.as_deref(),
-                args: &args,
-                credential_mode: mode,
-                environment: input.environment.as_deref(),
-            })?;
-            let headers = input.headers.clone().unwrap_or_default();
-            let env = input.env.clone().unwrap_or_default();
-            self.check_secrets(&input.transport, mode, headers.iter().map(|(k, v)| (k.as_str(), Some(v.as_str()))), env.iter().map(|(k, v)| (k.as_str(), Some(v.as_str()))), headers.len() + env.len())?;
-            for list in [("tool_allow", &input.tool_allow), ("tool_deny", &input.tool_deny)] {
-                if let Some(l) = list.1 {
-                    check_tool_list(list.0, l)?;
+            ctx.principal
+                .require(Permission::ConnectionsPublish, Scope::WriteOrg)?;
+            let integration = match (input.transport.as_str(), &input.command) {
+                ("stdio", Some(command)) => {
+                    let args = input.args.clone().unwrap_or_default();
+                    let Some(found) = self.config.catalog.by_command_line(command, &args) else {
+                        return Err(CoreError::Forbidden(format!(
+                            "'{command}' with these arguments is not the command line of an integration of this server's catalog: publish stdio servers from the catalog (POST /api/v1/connections/from-integration); other commands are defined by the server's operator (gateway.operator_catalog)"
+                        )));
+                    };
+                    Some(found.clone())
                 }
-            }
-            if storage::connection_in_org(&mut *conn, &p.org_id, &input.slug)
-                .await?
-                .is_some()
-            {
-                return Err(CoreError::conflict(
-                    "connection_slug_taken",
-                    format!("a connection with the slug '{}' already exists in this organization: choose another slug", input.slug),
-                ));
-            }
-            let row = ConnectionRow {
-                id: storage::new_id(),
-                org_id: p.org_id.clone(),
-                slug: input.slug.clone(),
-                name,
-                description,
-                transport: input.transport.clone(),
-                url: input.url.clone(),
-                command: input.command.clone(),
-                args: json!(args).to_string(),
-                credential_mode: mode.to_owned(),
-                environment: input.environment.clone(),
-                tool_allow: input.tool_allow.as_ref().map(|l| json!(l).to_string()),
-                tool_deny: input.tool_deny.as_ref().map(|l| json!(l).to_string()),
-                tool_overrides: json!(input.tool_overrides.clone().unwrap_or_default()).to_string(),
-                enabled: 1,
-                created_by: Some(p.account_id.clone()),
-                created_at: now,
-                updated_at: now,
-                catalog_refreshed_at: None,
+                _ => None,
             };
-            storage::insert_connection(&mut *conn, &row).await?;
-            for (k, v) in &headers {
-                self.put_secret(conn, &row.id, "header", k, v, now).await?;
-            }
-            for (k, v) in &env {
-                self.put_secret(conn, &row.id, "env", k, v, now).await?;
-            }
-            entry.target = Some(row.id.clone());
-            let secrets = storage::connection_secrets(&mut *conn, &row.id).await?;
-            Ok(view(&row, &secrets, &[], Health::default()))
+            self.insert_connection(conn, ctx, &input, integration.as_ref(), entry)
+                .await
         })
         .await
+    }
+
+    /// Publishes a connection from a catalog entry (connections.publish):
+    /// the settings are checked against the entry's schema (only the
+    /// settings it declares; a path on the host only for the operator),
+    /// then become the connection's URL or command line and its sealed
+    /// headers or environment. Every refusal is audited.
+    pub async fn publish_integration(
+        &self,
+        ctx: Ctx<'_>,
+        input: PublishIntegration,
+    ) -> Result<ConnectionView, CoreError> {
+        let p = ctx.principal;
+        let audit = AuditEntry::new(
+            "connection.create",
+            None,
+            json!({"integration": input.integration, "slug": input.slug,
+                   "settings": input.config.keys().collect::<Vec<_>>()}),
+        );
+        self.write(ctx, audit, async |conn, audit| {
+            p.require(Permission::ConnectionsPublish, Scope::WriteOrg)?;
+            let (integration, custom) = match self.config.catalog.find(&input.integration) {
+                Some(e) => (e.clone(), false),
+                None => {
+                    let stored = storage::custom_integrations(&mut *conn, &p.org_id).await?;
+                    let found = stored
+                        .iter()
+                        .find(|(id, _)| *id == input.integration)
+                        .and_then(|(_, d)| serde_json::from_str::<serde_json::Value>(d).ok())
+                        .and_then(|v| crate::integrations::parse_custom(&v).ok());
+                    match found {
+                        Some(e) => (e, true),
+                        None => {
+                            return Err(CoreError::invalid(
+                                "integration",
+                                format!(
+                                    "there is no catalog entry '{}': GET /api/v1/integrations lists them",
+                                    input.integration
+                                ),
+                            ));
+                        }
+                    }
+                }
+            };
+            if custom
+                && integration.transport == crate::integrations::Transport::Stdio
+                && !self.config.allow_custom_packages
+            {
+                return Err(CoreError::Forbidden(format!(
+                    "the integration '{}' is this organization's own npm package, and this server's operator has not allowed org-defined packages to run on its host (gateway.allow_custom_packages): use an entry of the catalog, or ask the operator",
+                    integration.id
+                )));
+            }
+            let resolved =
+                crate::integrations::resolve(&integration, &input.config, publisher(p))
+                    .map_err(config_refusal)?;
+            let shared = !resolved.headers.is_empty() || !resolved.env.is_empty();
+            let create = CreateConnection {
+                slug: input.slug.clone().unwrap_or_else(|| integration.id.clone()),
+                name: input.name.clone().unwrap_or_else(|| integration.name.clone()),
+                description: Some(integration.description.clone()),
+                transport: resolved.transport.as_str().to_owned(),
+                url: resolved.url.clone(),
+                command: resolved.command.clone(),
+                args: (!resolved.args.is_empty()).then(|| resolved.args.clone()),
+                credential_mode: Some(if shared { "shared" } else { "none" }.to_owned()),
+                environment: None,
+                tool_allow: None,
+                tool_deny: None,
+                tool_overrides: None,
+                headers: (!resolved.headers.is_empty()).then(|| resolved.headers.clone()),
+                env: (!resolved.env.is_empty()).then(|| resolved.env.clone()),
+            };
+            audit.args = create_audit_args(&create, Some(&integration.id));
+            let bound = (integration.transport == crate::integrations::Transport::Stdio)
+                .then_some(&integration);
+            self.insert_connection(conn, ctx, &create, bound, audit).await
+        })
+        .await
+    }
+
+    /// Validates and stores a new connection inside the caller's write
+    /// transaction. `integration` is the catalog entry a stdio connection
+    /// runs: its command line was matched by the caller, and every
+    /// environment variable must be one it declares.
+    async fn insert_connection(
+        &self,
+        conn: &mut Conn,
+        ctx: Ctx<'_>,
+        input: &CreateConnection,
+        integration: Option<&Integration>,
+        entry: &mut AuditEntry,
+    ) -> Result<ConnectionView, CoreError> {
+        let p = ctx.principal;
+        let now = ctx.meta.now_ms;
+        validate_slug("slug", &input.slug)?;
+        let name = validate_name("name", &input.name, 100)?;
+        let description = input.description.clone().unwrap_or_default();
+        if description.len() > 2000 {
+            return Err(CoreError::invalid("description", "at most 2000 characters"));
+        }
+        let args = input.args.clone().unwrap_or_default();
+        let mode = input.credential_mode.as_deref().unwrap_or("none");
+        self.check_shape(&Shape {
+            transport: &input.transport,
+            url: input.url.as_deref(),
+            command: input.command.as_deref(),
+            args: &args,
+            credential_mode: mode,
+            environment: input.environment.as_deref(),
+        })?;
+        let headers = input.headers.clone().unwrap_or_default();
+        let env = input.env.clone().unwrap_or_default();
+        self.check_secrets(
+            &input.transport,
+            mode,
+            headers.iter().map(|(k, v)| (k.as_str(), Some(v.as_str()))),
+            env.iter().map(|(k, v)| (k.as_str(), Some(v.as_str()))),
+            headers.len() + env.len(),
+        )?;
+        if let Some(integration) = integration {
+            for name in env.keys() {
+                integration
+                    .check_env(name, publisher(p))
+                    .map_err(config_refusal)?;
+            }
+        }
+        for list in [
+            ("tool_allow", &input.tool_allow),
+            ("tool_deny", &input.tool_deny),
+        ] {
+            if let Some(l) = list.1 {
+                check_tool_list(list.0, l)?;
+            }
+        }
+        if storage::connection_in_org(&mut *conn, &p.org_id, &input.slug)
+            .await?
+            .is_some()
+        {
+            return Err(CoreError::conflict(
+                "connection_slug_taken",
+                format!(
+                    "a connection with the slug '{}' already exists in this organization: choose another slug",
+                    input.slug
+                ),
+            ));
+        }
+        let row = ConnectionRow {
+            id: storage::new_id(),
+            org_id: p.org_id.clone(),
+            slug: input.slug.clone(),
+            name,
+            description,
+            transport: input.transport.clone(),
+            url: input.url.clone(),
+            command: input.command.clone(),
+            args: json!(args).to_string(),
+            credential_mode: mode.to_owned(),
+            environment: input.environment.clone(),
+            tool_allow: input.tool_allow.as_ref().map(|l| json!(l).to_string()),
+            tool_deny: input.tool_deny.as_ref().map(|l| json!(l).to_string()),
+            tool_overrides: json!(input.tool_overrides.clone().unwrap_or_default()).to_string(),
+            enabled: 1,
+            created_by: Some(p.account_id.clone()),
+            created_at: now,
+            updated_at: now,
+            catalog_refreshed_at: None,
+            integration_id: integration.map(|i| i.id.clone()),
+        };
+        storage::insert_connection(&mut *conn, &row).await?;
+        for (k, v) in &headers {
+            self.put_secret(conn, &row.id, "header", k, v, now).await?;
+        }
+        for (k, v) in &env {
+            self.put_secret(conn, &row.id, "env", k, v, now).await?;
+        }
+        entry.target = Some(row.id.clone());
+        let secrets = storage::connection_secrets(&mut *conn, &row.id).await?;
+        Ok(view(&row, &secrets, &[], Health::default()))
     }
 
     fn check_secrets<'a>(
@@ -749,6 +886,10 @@ impl Core {
             if let Some(u) = &input.url {
                 row.url = Some(u.clone());
             }
+            let command_line_changed = input.command.as_ref().is_some_and(|c| row.command.as_ref() != Some(c))
+                || input.args.as_ref().is_some_and(|a| {
+                    serde_json::from_str::<Vec<String>>(&row.args).ok().as_ref() != Some(a)
+                });
             if let Some(c) = &input.command {
                 row.command = Some(c.clone());
             }
@@ -786,6 +927,26 @@ impl Core {
             })?;
             let headers = input.headers.clone().unwrap_or_default();
             let env = input.env.clone().unwrap_or_default();
+            if row.transport == "stdio" {
+                let integration = self.bound_integration(conn, &row).await?;
+                if command_line_changed {
+                    // The command line is the entry's: only the operator may
+                    // change the values of its settings (host paths).
+                    if publisher(p) != Publisher::Operator {
+                        return Err(CoreError::Forbidden(
+                            "a stdio connection's command line comes from its catalog entry: publish it again from the catalog to change it".into(),
+                        ));
+                    }
+                    integration
+                        .check_launch(row.command.as_deref().unwrap_or_default(), &args, [])
+                        .map_err(CoreError::Forbidden)?;
+                }
+                for name in env.keys() {
+                    integration
+                        .check_env(name, publisher(p))
+                        .map_err(config_refusal)?;
+                }
+            }
             let existing = storage::connection_secrets(&mut *conn, &row.id).await?;
             let after: BTreeSet<String> = existing
                 .iter()
@@ -1648,6 +1809,107 @@ impl Core {
     }
 }
 
+/// The catalog entry behind a stdio connection, and the check made before
+/// every start of its child.
+impl Core {
+    /// The catalog entry a stdio connection runs, and whether it is the
+    /// org's own: its recorded integration (built in, the operator's, or the
+    /// org's), or, for a connection saved before connections recorded it,
+    /// an entry whose exact command line it has with only variables an org
+    /// admin may set.
+    async fn bound_integration_of(
+        &self,
+        conn: &mut Conn,
+        row: &ConnectionRow,
+    ) -> Result<(Integration, bool), CoreError> {
+        let unbound = || {
+            CoreError::Forbidden(format!(
+                "the stdio connection '{}' is not bound to an integration of this server's catalog (it was saved before stdio connections were, or its entry is gone): publish it again from the catalog",
+                row.slug
+            ))
+        };
+        let Some(id) = &row.integration_id else {
+            let args: Vec<String> = serde_json::from_str(&row.args).unwrap_or_default();
+            let env: Vec<String> = storage::connection_secrets(&mut *conn, &row.id)
+                .await?
+                .into_iter()
+                .filter(|s| s.kind == "env")
+                .map(|s| s.name)
+                .collect();
+            let command = row.command.as_deref().unwrap_or_default();
+            let found = self
+                .config
+                .catalog
+                .by_command_line(command, &args)
+                .filter(|e| {
+                    env.iter()
+                        .all(|n| e.check_env(n, Publisher::OrgAdmin).is_ok())
+                })
+                .ok_or_else(unbound)?;
+            return Ok((found.clone(), false));
+        };
+        if let Some(e) = self.config.catalog.find(id) {
+            return Ok((e.clone(), false));
+        }
+        let stored = storage::custom_integrations(&mut *conn, &row.org_id).await?;
+        stored
+            .iter()
+            .find(|(sid, _)| sid == id)
+            .and_then(|(_, d)| serde_json::from_str::<serde_json::Value>(d).ok())
+            .and_then(|v| crate::integrations::parse_custom(&v).ok())
+            .map(|e| (e, true))
+            .ok_or_else(unbound)
+    }
+
+    async fn bound_integration(
+        &self,
+        conn: &mut Conn,
+        row: &ConnectionRow,
+    ) -> Result<Integration, CoreError> {
+        Ok(self.bound_integration_of(conn, row).await?.0)
+    }
+
+    /// Whether connection `id`'s child may start now with these environment
+    /// variables: its catalog entry still allows its command line and every
+    /// variable (an org's own package only while the operator allows them).
+    /// The pool asks before every start, so a rule that tightened applies to
+    /// connections stored before it.
+    pub async fn check_stdio_launch(
+        &self,
+        id: &str,
+        env: &[&str],
+    ) -> Result<Vec<crate::integrations::HostPath>, String> {
+        let result: Result<_, CoreError> = async {
+            let row = storage::connection_by_id(self.db.pool(), id)
+                .await?
+                .ok_or(CoreError::NotFound("connection"))?;
+            let mut conn = self
+                .db
+                .pool()
+                .acquire()
+                .await
+                .map_err(storage::StorageError::from)?;
+            let (integration, custom) = self.bound_integration_of(&mut conn, &row).await?;
+            if custom && !self.config.allow_custom_packages {
+                return Err(CoreError::Forbidden(format!(
+                    "the integration '{}' is this organization's own npm package, and this server's operator no longer allows org-defined packages (gateway.allow_custom_packages)",
+                    integration.id
+                )));
+            }
+            let args: Vec<String> = serde_json::from_str(&row.args).unwrap_or_default();
+            integration
+                .check_launch(
+                    row.command.as_deref().unwrap_or_default(),
+                    &args,
+                    env.iter().copied(),
+                )
+                .map_err(CoreError::Forbidden)
+        }
+        .await;
+        result.map_err(|e| e.to_string())
+    }
+}
+
 /// An org's own integrations, added to the shipped catalog by its admins.
 impl Core {
     /// The org's custom integration definitions (JSON), for anyone who may
@@ -1672,7 +1934,7 @@ impl Core {
     }
 
     /// Stores a custom integration (connections.publish). The caller has
-    /// checked the definition (`switchboard_gateway::integrations::parse_custom`).
+    /// checked the definition ([`crate::integrations::parse_custom`]).
     pub async fn add_custom_integration(
         &self,
         ctx: Ctx<'_>,
@@ -1686,6 +1948,12 @@ impl Core {
             AuditEntry::new("integration.add", Some(integration_id), json!({})),
             async |conn, _| {
                 p.require(Permission::ConnectionsPublish, Scope::WriteOrg)?;
+                if self.config.catalog.find(integration_id).is_some() {
+                    return Err(CoreError::conflict(
+                        "integration_exists",
+                        format!("'{integration_id}' is an integration of this server's catalog: choose another id"),
+                    ));
+                }
                 if !storage::insert_custom_integration(
                     &mut *conn,
                     &storage::new_id(),
@@ -1708,8 +1976,8 @@ impl Core {
         .await
     }
 
-    /// Removes a custom integration (connections.publish); connections made
-    /// from it stay.
+    /// Removes a custom integration (connections.publish); refused while a
+    /// connection runs it (a stdio child starts only from its entry).
     pub async fn delete_custom_integration(
         &self,
         ctx: Ctx<'_>,
@@ -1721,6 +1989,18 @@ impl Core {
             AuditEntry::new("integration.delete", Some(integration_id), json!({})),
             async |conn, _| {
                 p.require(Permission::ConnectionsPublish, Scope::WriteOrg)?;
+                let users =
+                    storage::connections_of_integration(&mut *conn, &p.org_id, integration_id)
+                        .await?;
+                if !users.is_empty() {
+                    return Err(CoreError::conflict(
+                        "integration_in_use",
+                        format!(
+                            "the connections {} run this integration: delete them first",
+                            users.join(", ")
+                        ),
+                    ));
+                }
                 if !storage::delete_custom_integration(&mut *conn, &p.org_id, integration_id)
                     .await?
                 {

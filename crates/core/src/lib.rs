@@ -24,6 +24,7 @@ mod secret;
 
 pub mod accounts;
 pub mod connections;
+pub mod integrations;
 pub mod members;
 pub mod oauth;
 pub mod orgs;
@@ -46,10 +47,13 @@ pub struct CoreConfig {
     pub session_ttl_ms: i64,
     pub invitation_ttl_ms: i64,
     pub setup_token_ttl_ms: i64,
-    /// Failed sign-ins allowed within `sign_in_window_ms` before a lockout.
+    /// Sign-in attempts per (email, client address) within
+    /// `sign_in_window_ms`; a success gives its attempt back.
     pub sign_in_max_failures: i64,
+    /// The looser limits per email and per client address.
+    pub sign_in_max_per_email: i64,
+    pub sign_in_max_per_address: i64,
     pub sign_in_window_ms: i64,
-    pub sign_in_lockout_ms: i64,
     /// Largest page a list request may ask for.
     pub max_page_size: u32,
     pub default_page_size: u32,
@@ -57,11 +61,26 @@ pub struct CoreConfig {
     /// the OAuth issuer (without its trailing slash).
     pub public_url: String,
     pub oauth: oauth::OAuthConfig,
-    /// Commands a stdio connection may run (the operator's allow-list).
-    pub gateway_allowed_commands: Vec<String>,
-    /// The command lines (command, pinned arguments) of the shipped
-    /// integration catalog's stdio entries: allowed without the allow-list.
-    pub gateway_catalog_commands: Vec<(String, Vec<String>)>,
+    /// The integration catalog (built-in and operator entries): the only
+    /// command lines a stdio connection may run, each with the variables an
+    /// org admin may set.
+    pub catalog: integrations::Catalog,
+    /// Whether org admins may add their own npm packages as custom stdio
+    /// integrations (`gateway.allow_custom_packages`; off by default).
+    pub allow_custom_packages: bool,
+    /// Who may create organizations (`instance.org_creation`).
+    pub org_creation: OrgCreation,
+}
+
+/// Who may create organizations on this instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OrgCreation {
+    /// Instance operators only: the account made at first setup (and others
+    /// an operator marks), and the CLI.
+    #[default]
+    Operators,
+    /// Any signed-in account.
+    Anyone,
 }
 
 impl Default for CoreConfig {
@@ -71,14 +90,16 @@ impl Default for CoreConfig {
             invitation_ttl_ms: 7 * 24 * 3600 * 1000,
             setup_token_ttl_ms: 3600 * 1000,
             sign_in_max_failures: 5,
+            sign_in_max_per_email: 50,
+            sign_in_max_per_address: 50,
             sign_in_window_ms: 15 * 60 * 1000,
-            sign_in_lockout_ms: 15 * 60 * 1000,
             max_page_size: 200,
             default_page_size: 50,
             public_url: "http://127.0.0.1:8080".to_owned(),
             oauth: oauth::OAuthConfig::default(),
-            gateway_allowed_commands: Vec::new(),
-            gateway_catalog_commands: Vec::new(),
+            catalog: integrations::Catalog::default(),
+            allow_custom_packages: false,
+            org_creation: OrgCreation::Operators,
         }
     }
 }

@@ -11,8 +11,8 @@
 //! (or, over stdio, a cleared environment plus the connection's variables).
 //! Every outbound HTTP connection goes through `switchboard-egress`.
 
+pub mod confinement;
 pub mod health;
-pub mod integrations;
 pub mod pool;
 mod provider;
 mod upstream;
@@ -32,6 +32,7 @@ use tokio_util::sync::CancellationToken;
 pub use health::{HealthBook, HealthSettings};
 pub use pool::{PoolSettings, ProcessView, UpstreamPool};
 pub use provider::GatewaySource;
+pub use switchboard_core::integrations;
 pub use upstream::{BackgroundSettings, HOP_HEADER};
 
 /// What the gateway's routes need. Cheap to clone.
@@ -209,12 +210,13 @@ async fn custom_entries(
 
 /// The integration catalog: the entries shipped in the binary (what each
 /// runs or reaches, the settings it needs with secrets marked, how it was
-/// verified), then the org's own (`verified: custom`).
+/// verified), the operator's own (`verified: operator`), then the org's
+/// own (`verified: custom`).
 async fn list_integrations(
     axum::Extension(s): axum::Extension<GatewayState>,
     caller: Caller,
 ) -> Result<Json<Vec<integrations::Integration>>, ApiError> {
-    let mut all = integrations::builtin().to_vec();
+    let mut all: Vec<_> = s.api.core.config().catalog.entries().cloned().collect();
     all.extend(custom_entries(&s, &caller).await?);
     Ok(Json(all))
 }
@@ -254,75 +256,16 @@ async fn delete_integration(
     Ok(axum::http::StatusCode::NO_CONTENT)
 }
 
-/// A connection from a catalog entry.
-#[derive(Debug, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FromIntegration {
-    /// The catalog entry's id.
-    integration: String,
-    /// Defaults to the entry's id.
-    #[serde(default)]
-    slug: Option<String>,
-    /// Defaults to the entry's name.
-    #[serde(default)]
-    name: Option<String>,
-    /// The entry's settings, checked against its schema.
-    #[serde(default)]
-    config: serde_json::Map<String, serde_json::Value>,
-}
-
 /// Publishes a connection from a catalog entry (connections.publish): the
-/// settings are checked against the entry's schema (a missing one is
-/// named), then become the connection's URL or command, and its sealed
-/// headers or environment.
+/// core checks the settings against the entry (only those it declares; a
+/// path on the host only for the operator) and audits a refusal.
 async fn connect_integration(
     axum::Extension(s): axum::Extension<GatewayState>,
     caller: Caller,
-    switchboard_api::ApiJson(body): switchboard_api::ApiJson<FromIntegration>,
+    switchboard_api::ApiJson(body): switchboard_api::ApiJson<
+        switchboard_core::connections::PublishIntegration,
+    >,
 ) -> Result<(axum::http::StatusCode, Json<ConnectionView>), ApiError> {
-    let unprocessable = |m: String| {
-        ApiError::new(
-            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_field",
-            m,
-        )
-    };
-    let custom;
-    let entry = match integrations::find(&body.integration) {
-        Some(e) => e,
-        None => {
-            custom = custom_entries(&s, &caller)
-                .await?
-                .into_iter()
-                .find(|e| e.id == body.integration)
-                .ok_or_else(|| {
-                    unprocessable(format!(
-                        "integration: there is no catalog entry '{}': GET /api/v1/integrations lists them",
-                        body.integration
-                    ))
-                })?;
-            &custom
-        }
-    };
-    let resolved = integrations::resolve(entry, &body.config)
-        .map_err(|e| unprocessable(format!("config: {e}")))?;
-    let shared = !resolved.headers.is_empty() || !resolved.env.is_empty();
-    let input = switchboard_core::connections::CreateConnection {
-        slug: body.slug.unwrap_or_else(|| entry.id.clone()),
-        name: body.name.unwrap_or_else(|| entry.name.clone()),
-        description: Some(entry.description.clone()),
-        transport: resolved.transport.as_str().to_owned(),
-        url: resolved.url.clone(),
-        command: resolved.command.clone(),
-        args: (!resolved.args.is_empty()).then(|| resolved.args.clone()),
-        credential_mode: Some(if shared { "shared" } else { "none" }.to_owned()),
-        environment: None,
-        tool_allow: None,
-        tool_deny: None,
-        tool_overrides: None,
-        headers: (!resolved.headers.is_empty()).then(|| resolved.headers.clone()),
-        env: (!resolved.env.is_empty()).then(|| resolved.env.clone()),
-    };
-    let view = s.api.core.create_connection(caller.ctx(), input).await?;
+    let view = s.api.core.publish_integration(caller.ctx(), body).await?;
     Ok((axum::http::StatusCode::CREATED, Json(view)))
 }

@@ -54,15 +54,13 @@ pub struct PoolSettings {
     pub call_timeout: Duration,
     /// The largest answer passed on, in bytes of JSON.
     pub max_response_bytes: usize,
-    /// Commands stdio connections may run (checked again at every start).
-    pub allowed_commands: Vec<String>,
-    /// The catalog's stdio command lines, allowed as they are.
-    pub catalog_commands: Vec<(String, Vec<String>)>,
     /// Variables of the server's own environment a child gets (never
-    /// `SWITCHBOARD_*`); everything else is cleared.
+    /// `SWITCHBOARD_*`, `HOME` or `TMPDIR`); everything else is cleared.
     pub inherit_env: Vec<String>,
-    /// Run children as this uid and gid.
-    pub run_as: Option<(u32, u32)>,
+    /// How children are confined (user, limits, Landlock, private
+    /// directories). `None` starts them directly, as the server's own user:
+    /// only for tests of the pool itself.
+    pub confinement: Option<crate::confinement::Confinement>,
     /// A child unused this long is stopped.
     pub idle_timeout: Duration,
 }
@@ -73,12 +71,8 @@ impl Default for PoolSettings {
             connect_timeout: Duration::from_secs(30),
             call_timeout: Duration::from_secs(60),
             max_response_bytes: 4 * 1024 * 1024,
-            allowed_commands: Vec::new(),
-            catalog_commands: Vec::new(),
-            inherit_env: ["PATH", "HOME", "LANG", "TMPDIR", "TZ"]
-                .map(String::from)
-                .to_vec(),
-            run_as: None,
+            inherit_env: ["PATH", "LANG", "TZ"].map(String::from).to_vec(),
+            confinement: None,
             idle_timeout: Duration::from_secs(300),
         }
     }
@@ -434,6 +428,8 @@ struct Live {
     version: i64,
     /// The child's pid (and process group id), for stdio.
     pid: Option<u32>,
+    /// The child's private directories, removed when it stops.
+    dirs: Option<crate::confinement::PrivateDirs>,
 }
 
 #[derive(Default)]
@@ -828,11 +824,11 @@ impl UpstreamPool {
         };
         match target.transport.as_str() {
             "streamable_http" => {
-                let transport = Counted {
-                    inner: self.http_transport(target, &creds)?,
-                    connection_id: target.id.clone(),
-                    relays: self.relays.clone(),
-                };
+                let transport = Counted::new(
+                    self.http_transport(target, &creds)?,
+                    target.id.clone(),
+                    self.relays.clone(),
+                );
                 let session = handler
                     .serve_with_lifecycle(transport, lifecycle())
                     .await
@@ -841,6 +837,7 @@ impl UpstreamPool {
                     session,
                     version: target.version,
                     pid: None,
+                    dirs: None,
                 })
             }
             "stdio" => self.spawn_child(target, &creds, handler, stderr).await,
@@ -896,23 +893,48 @@ impl UpstreamPool {
             .command
             .as_deref()
             .ok_or_else(|| "the connection has no command".to_owned())?;
-        // The allow-list may have shrunk since the connection was saved.
-        if !switchboard_core::connections::stdio_command_allowed(
-            &self.settings.allowed_commands,
-            &self.settings.catalog_commands,
-            command,
-            &target.args,
-        ) {
-            return Err(format!(
-                "the command '{command}' is no longer on the operator's allow-list (gateway.allowed_commands) nor a catalog integration's"
-            ));
-        }
-        let mut cmd = tokio::process::Command::new(command);
-        cmd.args(&target.args)
-            .env_clear()
-            .current_dir(std::env::temp_dir());
+        // The catalog's rules are checked again at every start: an entry or
+        // a rule may have changed since the connection was saved.
+        let env_names: Vec<&str> = creds
+            .iter()
+            .filter(|(kind, _, _)| kind == "env")
+            .map(|(_, name, _)| name.as_str())
+            .collect();
+        let host_paths: Vec<std::path::PathBuf> = self
+            .core
+            .check_stdio_launch(&target.id, &env_names)
+            .await
+            .map_err(|e| format!("the child was not started: {e}"))?
+            .into_iter()
+            .filter_map(|p| match p {
+                switchboard_core::integrations::HostPath::Arg(v) => Some(v.into()),
+                switchboard_core::integrations::HostPath::Env(name) => creds
+                    .iter()
+                    .find(|(kind, n, _)| kind == "env" && *n == name)
+                    .map(|(_, _, v)| v.as_str().into()),
+            })
+            .collect();
+        let (mut cmd, dirs) = match &self.settings.confinement {
+            Some(confinement) => {
+                if let Some(refusal) = &confinement.refusal {
+                    return Err(refusal.clone());
+                }
+                let dirs = confinement.prepare(&target.org_id, &target.id)?;
+                (
+                    confinement.command(&dirs, command, &target.args, &host_paths),
+                    Some(dirs),
+                )
+            }
+            None => {
+                let mut cmd = tokio::process::Command::new(command);
+                cmd.args(&target.args)
+                    .env_clear()
+                    .current_dir(std::env::temp_dir());
+                (cmd, None)
+            }
+        };
         for var in &self.settings.inherit_env {
-            if var.starts_with("SWITCHBOARD_") {
+            if var.starts_with("SWITCHBOARD_") || var == "HOME" || var == "TMPDIR" {
                 continue;
             }
             if let Some(v) = std::env::var_os(var) {
@@ -925,9 +947,6 @@ impl UpstreamPool {
                 cmd.env(name, value.as_str());
             }
             secrets.push(value.clone());
-        }
-        if let Some((uid, gid)) = self.settings.run_as {
-            cmd.uid(uid).gid(gid);
         }
         let mut wrapped = process_wrap::tokio::CommandWrap::from(cmd);
         wrapped
@@ -947,16 +966,13 @@ impl UpstreamPool {
                 }
             });
         }
-        let transport = Counted {
-            inner: child,
-            connection_id: target.id.clone(),
-            relays: self.relays.clone(),
-        };
+        let transport = Counted::new(child, target.id.clone(), self.relays.clone());
         match handler.serve_with_lifecycle(transport, lifecycle()).await {
             Ok(session) => Ok(Live {
                 session,
                 version: target.version,
                 pid,
+                dirs,
             }),
             Err(e) => {
                 if let Some(pid) = pid {
@@ -1059,10 +1075,37 @@ impl UpstreamPool {
 /// An upstream transport that counts progress notifications as they
 /// arrive (see [`Relays`]): the one place that sees them in order with
 /// the responses.
+///
+/// It also drops the late answer to a `server/discover` probe that rmcp
+/// gave up on: a slow starter (an `npx` download takes longer than the
+/// probe's 10 s) answers the probe after rmcp has fallen back to
+/// `initialize`, and rmcp would take that answer for an uncorrelated
+/// response and fail the handshake.
 struct Counted<T> {
     inner: T,
     connection_id: String,
     relays: Arc<Relays>,
+    /// The id of the discover probe, once an `initialize` followed it.
+    abandoned_probe: Probe,
+}
+
+#[derive(Default)]
+enum Probe {
+    #[default]
+    None,
+    Sent(rmcp::model::RequestId),
+    Abandoned(rmcp::model::RequestId),
+}
+
+impl<T> Counted<T> {
+    fn new(inner: T, connection_id: String, relays: Arc<Relays>) -> Self {
+        Counted {
+            inner,
+            connection_id,
+            relays,
+            abandoned_probe: Probe::None,
+        }
+    }
 }
 
 impl<T: rmcp::transport::Transport<RoleClient>> rmcp::transport::Transport<RoleClient>
@@ -1074,11 +1117,35 @@ impl<T: rmcp::transport::Transport<RoleClient>> rmcp::transport::Transport<RoleC
         &mut self,
         item: rmcp::service::TxJsonRpcMessage<RoleClient>,
     ) -> impl Future<Output = Result<(), Self::Error>> + Send + 'static {
+        if let rmcp::model::JsonRpcMessage::Request(r) = &item {
+            match (&r.request, std::mem::take(&mut self.abandoned_probe)) {
+                (rmcp::model::ClientRequest::DiscoverRequest(_), _) => {
+                    self.abandoned_probe = Probe::Sent(r.id.clone());
+                }
+                (rmcp::model::ClientRequest::InitializeRequest(_), Probe::Sent(id)) => {
+                    self.abandoned_probe = Probe::Abandoned(id);
+                }
+                (_, other) => self.abandoned_probe = other,
+            }
+        }
         self.inner.send(item)
     }
 
     async fn receive(&mut self) -> Option<rmcp::service::RxJsonRpcMessage<RoleClient>> {
-        let message = self.inner.receive().await;
+        let mut message = self.inner.receive().await;
+        while let (Some(m), Probe::Abandoned(probe)) = (&message, &self.abandoned_probe) {
+            let id = match m {
+                rmcp::model::JsonRpcMessage::Response(r) => Some(&r.id),
+                rmcp::model::JsonRpcMessage::Error(e) => e.id.as_ref(),
+                _ => None,
+            };
+            if id != Some(probe) {
+                break;
+            }
+            tracing::debug!(connection = %self.connection_id, "dropped the late answer to an abandoned server/discover probe");
+            self.abandoned_probe = Probe::None;
+            message = self.inner.receive().await;
+        }
         if let Some(rmcp::model::JsonRpcMessage::Notification(n)) = &message
             && let rmcp::model::ServerNotification::ProgressNotification(p) = &n.notification
         {
@@ -1194,7 +1261,9 @@ fn mask(value: &mut serde_json::Value, secrets: &[Zeroizing<String>]) {
 /// Ends a session; for a child, its whole process group goes (SIGTERM, then
 /// SIGKILL when it lingers), so grandchildren such as `npx`'s node die too.
 async fn stop(live: Live) {
-    let Live { session, pid, .. } = live;
+    let Live {
+        session, pid, dirs, ..
+    } = live;
     if let Some(pid) = pid {
         term_group(pid);
     }
@@ -1204,6 +1273,8 @@ async fn stop(live: Live) {
     {
         kill_group(pid);
     }
+    // Its files go once it is gone.
+    drop(dirs);
 }
 
 fn term_group(pid: u32) {

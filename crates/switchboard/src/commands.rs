@@ -49,15 +49,17 @@ fn create_data_dir(dir: &std::path::Path) -> Result<()> {
     Ok(())
 }
 
-pub fn core_config(settings: &Settings, public_url: &str) -> CoreConfig {
+pub fn core_config(settings: &Settings, public_url: &str) -> Result<CoreConfig> {
+    let resolved = settings.resolve()?;
     let a = &settings.auth;
-    CoreConfig {
+    Ok(CoreConfig {
         session_ttl_ms: (a.session_ttl_hours * 3600 * 1000) as i64,
         invitation_ttl_ms: (a.invitation_ttl_hours * 3600 * 1000) as i64,
         setup_token_ttl_ms: (a.setup_link_ttl_minutes * 60 * 1000) as i64,
         sign_in_max_failures: i64::from(a.sign_in_max_failures),
         sign_in_window_ms: (a.sign_in_window_minutes * 60 * 1000) as i64,
-        sign_in_lockout_ms: (a.sign_in_lockout_minutes * 60 * 1000) as i64,
+        sign_in_max_per_email: i64::from(a.sign_in_max_failures_per_email),
+        sign_in_max_per_address: i64::from(a.sign_in_max_failures_per_address),
         max_page_size: settings.api.max_page_size,
         default_page_size: settings.api.default_page_size,
         public_url: public_url.trim_end_matches('/').to_owned(),
@@ -68,9 +70,10 @@ pub fn core_config(settings: &Settings, public_url: &str) -> CoreConfig {
             registrations_per_hour: i64::from(settings.oauth.registrations_per_hour),
             ..Default::default()
         },
-        gateway_allowed_commands: settings.gateway.allowed_commands.clone(),
-        gateway_catalog_commands: switchboard_gateway::integrations::catalog_command_lines(),
-    }
+        catalog: switchboard_core::integrations::Catalog::new(resolved.operator_catalog),
+        allow_custom_packages: settings.gateway.allow_custom_packages,
+        org_creation: resolved.org_creation,
+    })
 }
 
 /// The keyring that seals connection secrets: `SWITCHBOARD_SECRET_KEY`
@@ -101,7 +104,7 @@ async fn open_core(settings: &Settings) -> Result<Core> {
         .public_url
         .clone()
         .unwrap_or_else(|| format!("http://{}", settings.listen));
-    Ok(Core::new(db, core_config(settings, &public)))
+    Ok(Core::new(db, core_config(settings, &public)?))
 }
 
 pub async fn migrate(settings: Settings) -> Result<()> {
@@ -450,6 +453,15 @@ pub async fn secrets_verify(settings: Settings, json: bool) -> Result<()> {
 /// A `switchboard connection …` command (see main.rs for the flags).
 #[derive(Debug)]
 pub enum ConnectionAction {
+    FromIntegration {
+        who: (String, String),
+        integration: String,
+        slug: Option<String>,
+        name: Option<String>,
+        config: Option<String>,
+        config_from_stdin: bool,
+        json: bool,
+    },
     Create {
         who: (String, String),
         slug: String,
@@ -511,6 +523,7 @@ pub async fn connection(settings: Settings, action: ConnectionAction) -> Result<
     let meta = cli_meta();
     let who = match &action {
         ConnectionAction::Create { who, .. }
+        | ConnectionAction::FromIntegration { who, .. }
         | ConnectionAction::List { who, .. }
         | ConnectionAction::Grant { who, .. }
         | ConnectionAction::Delete { who, .. } => who.clone(),
@@ -521,6 +534,52 @@ pub async fn connection(settings: Settings, action: ConnectionAction) -> Result<
         meta: &meta,
     };
     match action {
+        ConnectionAction::FromIntegration {
+            integration,
+            slug,
+            name,
+            config,
+            config_from_stdin,
+            json,
+            ..
+        } => {
+            let parse = |text: &str,
+                         from: &str|
+             -> Result<serde_json::Map<String, serde_json::Value>> {
+                match serde_json::from_str(text) {
+                    Ok(serde_json::Value::Object(m)) => Ok(m),
+                    _ => anyhow::bail!(
+                        "{from} must be a JSON object of the entry's settings, such as {{\"directories\": [\"/srv/files\"]}}"
+                    ),
+                }
+            };
+            let mut settings_map = match &config {
+                Some(text) => parse(text, "--settings")?,
+                None => serde_json::Map::new(),
+            };
+            if config_from_stdin {
+                let mut text = String::new();
+                std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+                    .context("reading settings from stdin")?;
+                settings_map.extend(parse(&text, "stdin")?);
+            }
+            let v = core
+                .publish_integration(
+                    ctx,
+                    switchboard_core::connections::PublishIntegration {
+                        integration,
+                        slug,
+                        name,
+                        config: settings_map,
+                    },
+                )
+                .await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                println!("created connection {} ({})", v.slug, v.id);
+            }
+        }
         ConnectionAction::Create {
             slug,
             name,

@@ -3,6 +3,7 @@
 //! every surface or runs one operator command against the same database.
 
 mod commands;
+mod sandbox;
 mod serve;
 mod settings;
 
@@ -100,6 +101,33 @@ enum ConnectionCommand {
         /// Read shared header/env values from stdin (credential mode `shared`).
         #[arg(long)]
         secrets_from_stdin: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Publish a connection from a catalog entry, as the instance operator:
+    /// the only way to give a setting that is a path on this host (the
+    /// directories of `filesystem`, the file of `memory`). Non-secret
+    /// settings come from `--settings` (a JSON object); secret ones from
+    /// stdin with `--settings-from-stdin` (a JSON object, merged).
+    FromIntegration {
+        /// The admin acting (needs connections.publish).
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        org: String,
+        /// The catalog entry's id.
+        #[arg(long)]
+        integration: String,
+        #[arg(long)]
+        slug: Option<String>,
+        #[arg(long)]
+        name: Option<String>,
+        /// The entry's settings as a JSON object.
+        #[arg(long, value_name = "JSON")]
+        settings: Option<String>,
+        /// Read more settings (secrets) as a JSON object from stdin.
+        #[arg(long)]
+        settings_from_stdin: bool,
         #[arg(long)]
         json: bool,
     },
@@ -248,6 +276,11 @@ enum TokenCommand {
 }
 
 fn main() -> ExitCode {
+    // The launcher of stdio children: nothing else (no settings, no
+    // runtime, no threads) may run before it confines itself.
+    if std::env::args_os().nth(1).as_deref() == Some(std::ffi::OsStr::new("sandbox-exec")) {
+        return sandbox::main(std::env::args_os().skip(1));
+    }
     // Outbound TLS (reqwest, rustls) uses ring; nothing may build a client
     // before a provider is installed.
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -367,6 +400,24 @@ impl From<ConnectionCommand> for commands::ConnectionAction {
                 command,
                 args,
                 secrets_from_stdin,
+                json,
+            },
+            ConnectionCommand::FromIntegration {
+                email,
+                org,
+                integration,
+                slug,
+                name,
+                settings,
+                settings_from_stdin,
+                json,
+            } => commands::ConnectionAction::FromIntegration {
+                who: (email, org),
+                integration,
+                slug,
+                name,
+                config: settings,
+                config_from_stdin: settings_from_stdin,
                 json,
             },
             ConnectionCommand::List { email, org, json } => commands::ConnectionAction::List {

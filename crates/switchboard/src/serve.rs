@@ -135,7 +135,7 @@ pub async fn serve(settings: Settings) -> Result<()> {
         None => url::Url::parse(&format!("http://{local}")).context("building the public URL")?,
     };
     let public = public_url.as_str().trim_end_matches('/').to_owned();
-    let core = Core::new(db.clone(), core_config(&settings, &public))
+    let core = Core::new(db.clone(), core_config(&settings, &public)?)
         .with_vault(crate::commands::keyring(&settings)?);
     let http = HttpSettings {
         public_url,
@@ -149,7 +149,19 @@ pub async fn serve(settings: Settings) -> Result<()> {
         http: http.clone(),
         started: Instant::now(),
     };
-    let gateway = start_gateway(&settings, &resolved, state.clone())?;
+    // The private directories of stdio children: outside the data directory
+    // (whose mode keeps other users out), traversable but not listable, and
+    // removed when the server stops.
+    let work_dir = tempfile::Builder::new()
+        .prefix("switchboard-stdio-")
+        .tempdir()
+        .context("creating the stdio children's work directory")?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(work_dir.path(), std::fs::Permissions::from_mode(0o711))
+            .context("setting the mode of the stdio work directory")?;
+    }
+    let gateway = start_gateway(&settings, &resolved, state.clone(), work_dir.path())?;
     let (mcp, mcp_cancel) = mcp_router(&settings, &core, &http, gateway.state.source.clone())?;
     let client_metadata = switchboard_oauth::ClientMetadataSettings {
         allowed_networks: resolved.client_metadata_networks.clone(),
@@ -259,28 +271,16 @@ fn start_gateway(
     settings: &Settings,
     resolved: &crate::settings::Resolved,
     api: ApiState,
+    work_dir: &std::path::Path,
 ) -> Result<switchboard_gateway::Gateway> {
     let g = &settings.gateway;
     let secs = std::time::Duration::from_secs;
-    let run_as = match g.stdio_user.as_deref() {
-        None | Some("") => {
-            if !g.allowed_commands.is_empty() {
-                tracing::warn!(
-                    "stdio upstreams run as the server's own user (gateway.stdio_user is unset): they share its file permissions"
-                );
-            }
-            None
-        }
-        Some(user) => Some(resolve_user(user)?),
-    };
     let pool = switchboard_gateway::PoolSettings {
         connect_timeout: secs(g.connect_timeout_secs.max(1)),
         call_timeout: secs(g.call_timeout_secs.max(1)),
         max_response_bytes: g.max_response_bytes.max(1024),
-        allowed_commands: g.allowed_commands.clone(),
-        catalog_commands: switchboard_gateway::integrations::catalog_command_lines(),
         inherit_env: g.stdio_inherit_env.clone(),
-        run_as,
+        confinement: Some(confinement(settings, work_dir)?),
         idle_timeout: secs(g.stdio_idle_secs.max(1)),
     };
     let health = switchboard_gateway::HealthSettings {
@@ -303,6 +303,60 @@ fn start_gateway(
         background,
     )
     .context("building the gateway's HTTP client")
+}
+
+/// How stdio children are confined (see `sandbox.rs` and the gateway's
+/// `confinement`): never as root unless the operator says so, never able to
+/// read the data directory, the key or the configuration.
+fn confinement(
+    settings: &Settings,
+    work_dir: &std::path::Path,
+) -> Result<switchboard_gateway::confinement::Confinement> {
+    let g = &settings.gateway;
+    let run_as = match g.stdio_user.as_deref() {
+        None | Some("") => None,
+        Some(user) => Some(resolve_user(user)?),
+    };
+    let landlock = g.stdio_confinement == "landlock";
+    let mut refusal = None;
+    if nix::unistd::geteuid().is_root() && run_as.is_none() && !g.stdio_allow_root {
+        refusal = Some(
+            "stdio servers are not started: this server runs as root and gateway.stdio_user is unset, so they would run as root. Set gateway.stdio_user to a dedicated unprivileged user (for example one made with `useradd --system --no-create-home switchboard-mcp`), or gateway.stdio_allow_root = true to accept the risk".to_owned(),
+        );
+    }
+    if landlock && let Err(e) = crate::sandbox::probe() {
+        refusal = Some(format!(
+            "stdio servers are not started: this kernel cannot confine them with Landlock ({e}). Use a kernel with Landlock (Linux 6.7 or later with it enabled), or set gateway.stdio_confinement = off to run them with only a separate user and resource limits"
+        ));
+    }
+    if let Some(r) = &refusal {
+        tracing::warn!("{r}");
+    } else if !landlock {
+        tracing::warn!(
+            "gateway.stdio_confinement = off: stdio servers can read whatever their user can read"
+        );
+    }
+    let mut deny = Vec::new();
+    if settings.data_dir().exists() {
+        deny.push(settings.data_dir().to_path_buf());
+    }
+    if let Some(file) = &settings.config_file {
+        deny.push(file.clone());
+    }
+    Ok(switchboard_gateway::confinement::Confinement {
+        launcher: std::env::current_exe().context("finding this program (the stdio launcher)")?,
+        landlock,
+        deny,
+        work_dir: work_dir.to_path_buf(),
+        limits: switchboard_gateway::confinement::ChildLimits {
+            memory_mb: g.stdio_max_memory_mb,
+            processes: Some(g.stdio_max_processes),
+            open_files: g.stdio_max_open_files,
+            file_mb: g.stdio_max_file_mb,
+        },
+        run_as,
+        refusal,
+    })
 }
 
 /// `gateway.stdio_user`: a user name, or `uid:gid`.

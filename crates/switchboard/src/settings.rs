@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 /// Top-level keys; environment variables outside these (such as
 /// `SWITCHBOARD_BOOTSTRAP_PASSWORD`) are not settings and are ignored here.
-const TOP_LEVEL_KEYS: [&str; 12] = [
+const TOP_LEVEL_KEYS: [&str; 13] = [
     "listen",
     "data_dir",
     "database_url",
@@ -25,6 +25,7 @@ const TOP_LEVEL_KEYS: [&str; 12] = [
     "mcp",
     "oauth",
     "gateway",
+    "instance",
     "log",
 ];
 /// Keys whose environment value is a comma-separated list.
@@ -55,7 +56,28 @@ pub struct Settings {
     pub mcp: McpSettings,
     pub oauth: OAuthSettings,
     pub gateway: GatewaySettings,
+    pub instance: InstanceSettings,
     pub log: LogSettings,
+    /// The TOML file these were read from (not a setting).
+    #[serde(skip)]
+    pub config_file: Option<PathBuf>,
+}
+
+/// Settings of the instance as a whole.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct InstanceSettings {
+    /// Who may create organizations: `operators` (the account made at first
+    /// setup, and the CLI) or `anyone` signed in.
+    pub org_creation: String,
+}
+
+impl Default for InstanceSettings {
+    fn default() -> Self {
+        InstanceSettings {
+            org_creation: "operators".into(),
+        }
+    }
 }
 
 impl Default for Settings {
@@ -72,7 +94,9 @@ impl Default for Settings {
             mcp: McpSettings::default(),
             oauth: OAuthSettings::default(),
             gateway: GatewaySettings::default(),
+            instance: InstanceSettings::default(),
             log: LogSettings::default(),
+            config_file: None,
         }
     }
 }
@@ -91,6 +115,12 @@ pub struct ServerSettings {
     /// Serve Prometheus metrics at `/metrics` (counts and latencies only:
     /// no secret, no argument). Put it behind your proxy's access rules.
     pub metrics: bool,
+    /// Open connections at most; beyond it new ones wait in the listen
+    /// backlog (and the first wait is logged).
+    pub max_connections: usize,
+    /// A connection must send a request's headers within this long, and an
+    /// idle keep-alive connection is closed after it.
+    pub header_timeout_secs: u64,
 }
 
 impl Default for ServerSettings {
@@ -102,6 +132,8 @@ impl Default for ServerSettings {
             request_timeout_secs: 30,
             shutdown_grace_secs: 10,
             metrics: true,
+            max_connections: 4096,
+            header_timeout_secs: 20,
         }
     }
 }
@@ -128,10 +160,15 @@ pub struct AuthSettings {
     pub session_ttl_hours: u64,
     pub invitation_ttl_hours: u64,
     pub setup_link_ttl_minutes: u64,
-    /// Failed sign-ins (per email) within `sign_in_window_minutes` before a lockout.
+    /// Sign-in attempts per (email, client address) within
+    /// `sign_in_window_minutes` (a success does not count).
     pub sign_in_max_failures: u32,
+    /// Looser limits per email (from every address) and per client address
+    /// (for every email), so a stranger cannot lock a person out from
+    /// everywhere and password spraying is slowed.
+    pub sign_in_max_failures_per_email: u32,
+    pub sign_in_max_failures_per_address: u32,
     pub sign_in_window_minutes: u64,
-    pub sign_in_lockout_minutes: u64,
 }
 
 impl Default for AuthSettings {
@@ -141,8 +178,9 @@ impl Default for AuthSettings {
             invitation_ttl_hours: 7 * 24,
             setup_link_ttl_minutes: 60,
             sign_in_max_failures: 5,
+            sign_in_max_failures_per_email: 50,
+            sign_in_max_failures_per_address: 50,
             sign_in_window_minutes: 15,
-            sign_in_lockout_minutes: 15,
         }
     }
 }
@@ -231,9 +269,31 @@ pub struct GatewaySettings {
     pub allow_loopback_upstreams: bool,
     /// CIDRs of private networks upstreams may be in.
     pub allowed_networks: Vec<String>,
-    /// Commands stdio connections may run (e.g. `npx`); org admins pick
-    /// from these, never a free command line.
+    /// Removed: an allow-listed command took any arguments. Declare each
+    /// command line in `operator_catalog` instead (refused when set).
     pub allowed_commands: Vec<String>,
+    /// A JSON file of the operator's own catalog entries (the built-in
+    /// shape): the only way org admins can run a command the binary does not
+    /// ship, each with the settings they may give.
+    pub operator_catalog: Option<PathBuf>,
+    /// Let org admins add their own npm packages as custom stdio
+    /// integrations (run confined like every child). Off by default.
+    pub allow_custom_packages: bool,
+    /// Start stdio children as root when the server runs as root and
+    /// `stdio_user` is unset. Off: such children are refused.
+    pub stdio_allow_root: bool,
+    /// `landlock` (default): children may not read the data directory, the
+    /// key or the configuration, may write only their own directories, and
+    /// cannot signal or trace other processes; a kernel without Landlock
+    /// refuses to start them. `off`: no file-system confinement.
+    pub stdio_confinement: String,
+    /// Resource limits of each child: address space, processes (of the
+    /// child's user; applied with a dedicated `stdio_user`), open files and
+    /// the largest file it may write.
+    pub stdio_max_memory_mb: u64,
+    pub stdio_max_processes: u64,
+    pub stdio_max_open_files: u64,
+    pub stdio_max_file_mb: u64,
     /// One request to an upstream may take this long.
     pub call_timeout_secs: u64,
     /// Connecting to an upstream (or starting its child) may take this long.
@@ -246,7 +306,8 @@ pub struct GatewaySettings {
     /// server to run as root. Unset: they run as the server's own user.
     pub stdio_user: Option<String>,
     /// Variables of the server's environment a child inherits; everything
-    /// else is cleared (`SWITCHBOARD_*` never passes).
+    /// else is cleared (`SWITCHBOARD_*` never passes; `HOME` and `TMPDIR`
+    /// are always the child's own private directory).
     pub stdio_inherit_env: Vec<String>,
     /// A catalog older than this is refreshed in the background.
     pub catalog_refresh_secs: u64,
@@ -264,14 +325,20 @@ impl Default for GatewaySettings {
             allow_loopback_upstreams: false,
             allowed_networks: Vec::new(),
             allowed_commands: Vec::new(),
+            operator_catalog: None,
+            allow_custom_packages: false,
+            stdio_allow_root: false,
+            stdio_confinement: "landlock".into(),
+            stdio_max_memory_mb: 4096,
+            stdio_max_processes: 256,
+            stdio_max_open_files: 1024,
+            stdio_max_file_mb: 1024,
             call_timeout_secs: 60,
             connect_timeout_secs: 30,
             max_response_bytes: 4 * 1024 * 1024,
             stdio_idle_secs: 300,
             stdio_user: None,
-            stdio_inherit_env: ["PATH", "HOME", "LANG", "TMPDIR", "TZ"]
-                .map(String::from)
-                .to_vec(),
+            stdio_inherit_env: ["PATH", "LANG", "TZ"].map(String::from).to_vec(),
             catalog_refresh_secs: 900,
             health_window: 20,
             health_degraded_error_percent: 10,
@@ -353,8 +420,11 @@ impl Settings {
             .set_override_option("database_url", o.database_url.clone())?
             .set_override_option("public_url", o.public_url.clone())?;
         let cfg = b.build().context("reading the configuration")?;
-        cfg.try_deserialize::<Settings>()
-            .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))
+        let mut settings = cfg
+            .try_deserialize::<Settings>()
+            .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        settings.config_file = o.config_file.clone();
+        Ok(settings)
     }
 
     /// Checks every value and turns it into its typed form.
@@ -413,9 +483,57 @@ impl Settings {
                 self.log.format
             );
         }
-        if self.auth.sign_in_max_failures == 0 {
-            bail!("auth.sign_in_max_failures must be at least 1");
+        if self.auth.sign_in_max_failures == 0
+            || self.auth.sign_in_max_failures_per_email < self.auth.sign_in_max_failures
+            || self.auth.sign_in_max_failures_per_address < self.auth.sign_in_max_failures
+        {
+            bail!(
+                "auth.sign_in_max_failures must be at least 1, and the per-email and per-address limits at least as large"
+            );
         }
+        if self.server.max_connections < 16 {
+            bail!("server.max_connections must be at least 16");
+        }
+        if !(1..=600).contains(&self.server.header_timeout_secs) {
+            bail!("server.header_timeout_secs must be between 1 and 600");
+        }
+        let org_creation = match self.instance.org_creation.as_str() {
+            "operators" => switchboard_core::OrgCreation::Operators,
+            "anyone" => switchboard_core::OrgCreation::Anyone,
+            other => bail!("instance.org_creation must be 'operators' or 'anyone', not '{other}'"),
+        };
+        let g = &self.gateway;
+        if !g.allowed_commands.is_empty() {
+            bail!(
+                "gateway.allowed_commands was removed: an allowed command took any arguments an org admin gave. Declare each command line (with the variables org admins may set) as an entry of gateway.operator_catalog; see docs/security.md"
+            );
+        }
+        if !matches!(g.stdio_confinement.as_str(), "landlock" | "off") {
+            bail!(
+                "gateway.stdio_confinement must be 'landlock' or 'off', not '{}'",
+                g.stdio_confinement
+            );
+        }
+        if g.stdio_max_memory_mb < 64
+            || g.stdio_max_processes < 8
+            || g.stdio_max_open_files < 64
+            || g.stdio_max_file_mb < 1
+        {
+            bail!(
+                "gateway.stdio_max_*: at least 64 MB of memory, 8 processes, 64 open files and 1 MB per file"
+            );
+        }
+        let operator_catalog = match &g.operator_catalog {
+            None => Vec::new(),
+            Some(path) => {
+                let raw = std::fs::read_to_string(path).with_context(|| {
+                    format!("gateway.operator_catalog: reading {}", path.display())
+                })?;
+                switchboard_core::integrations::parse_operator_catalog(&raw).map_err(|e| {
+                    anyhow::anyhow!("gateway.operator_catalog ({}): {e}", path.display())
+                })?
+            }
+        };
         let o = &self.oauth;
         if !(10..=24 * 3600).contains(&o.access_token_ttl_secs) {
             bail!("oauth.access_token_ttl_secs must be between 10 and 86400");
@@ -437,6 +555,8 @@ impl Settings {
             &o.client_metadata_allowed_networks,
         )?;
         Ok(Resolved {
+            org_creation,
+            operator_catalog,
             client_metadata_networks,
             listen,
             database_url,
@@ -484,6 +604,9 @@ fn parse_nets(key: &str, values: &[String]) -> Result<Vec<IpNet>> {
 /// Typed settings, checked.
 #[derive(Debug, Clone)]
 pub struct Resolved {
+    pub org_creation: switchboard_core::OrgCreation,
+    /// The operator's catalog entries, parsed and checked.
+    pub operator_catalog: Vec<switchboard_core::integrations::Integration>,
     pub listen: SocketAddr,
     pub database_url: String,
     pub public_url: Option<url::Url>,

@@ -27,11 +27,7 @@ fn http_connection(slug: &str) -> Value {
 
 both_backends!(publish_seal_and_grant, |db: TestDb| async move {
     db.bootstrap("owner@alpha.test", "alpha");
-    let server = Server::start_with(
-        &db,
-        &[],
-        &[("SWITCHBOARD_GATEWAY__ALLOWED_COMMANDS", "npx")],
-    );
+    let server = Server::start(&db);
     let owner = Api::sign_in(&server, "owner@alpha.test", PASSWORD).await;
     let member_id = add_member(&owner, "dev@alpha.test", "member").await;
     add_member(&owner, "other@alpha.test", "member").await;
@@ -100,14 +96,6 @@ both_backends!(publish_seal_and_grant, |db: TestDb| async move {
             "url",
         ),
         (
-            json!({"slug": "aa", "name": "x", "transport": "stdio", "command": "bash", "args": ["-c", "cat /etc/shadow"]}),
-            "command",
-        ),
-        (
-            json!({"slug": "aa", "name": "x", "transport": "stdio", "command": "npx", "credential_mode": "shared", "env": {"SWITCHBOARD_SECRET_KEY": "x"}}),
-            "env",
-        ),
-        (
             json!({"slug": "aa", "name": "x", "transport": "streamable_http", "url": "https://a.example/mcp", "credential_mode": "shared", "headers": {"Host": "evil"}}),
             "headers",
         ),
@@ -129,32 +117,35 @@ both_backends!(publish_seal_and_grant, |db: TestDb| async move {
             r.error_message()
         );
     }
-    let r = owner
-        .post(
-            "/api/v1/connections",
-            json!({"slug": "aa", "name": "x", "transport": "stdio", "command": "bash"}),
-        )
-        .await;
-    assert!(
-        r.error_message().contains("allow-list"),
-        "{}",
-        r.error_message()
-    );
+    // A stdio command line must be a catalog entry's (403, audited).
+    for body in [
+        json!({"slug": "aa", "name": "x", "transport": "stdio", "command": "bash", "args": ["-c", "cat /etc/shadow"]}),
+        json!({"slug": "aa", "name": "x", "transport": "stdio", "command": "npx", "credential_mode": "shared", "env": {"SWITCHBOARD_SECRET_KEY": "x"}}),
+    ] {
+        let r = owner.post("/api/v1/connections", body.clone()).await;
+        assert_eq!(r.status, 403, "{body}: {:?}", r.body);
+        assert!(
+            r.error_message().contains("catalog"),
+            "{}",
+            r.error_message()
+        );
+    }
     let r = owner
         .post("/api/v1/connections", http_connection("tracker"))
         .await;
     assert_eq!(r.status, 409);
-    // An allow-listed stdio command with env (sealed too).
+    // A catalog entry's stdio command line with a variable it declares
+    // (sealed too).
     let r = owner
         .post(
             "/api/v1/connections",
-            json!({"slug": "memory", "name": "Memory", "transport": "stdio", "command": "npx",
-                   "args": ["-y", "@modelcontextprotocol/server-memory"], "credential_mode": "shared",
-                   "env": {"MEMORY_TOKEN": PLANTED}}),
+            json!({"slug": "notion", "name": "Notion", "transport": "stdio", "command": "npx",
+                   "args": ["-y", "@notionhq/notion-mcp-server@2.5.2"], "credential_mode": "shared",
+                   "env": {"NOTION_TOKEN": PLANTED}}),
         )
         .await;
     assert_eq!(r.status, 201, "{:?}", r.body);
-    assert_eq!(r.body["secret_env"], json!(["MEMORY_TOKEN"]));
+    assert_eq!(r.body["secret_env"], json!(["NOTION_TOKEN"]));
     assert_eq!(db.scalar_i64("SELECT COUNT(*) FROM connections").await, 2);
 
     // Members cannot publish, and see nothing until granted.

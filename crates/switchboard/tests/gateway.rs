@@ -66,15 +66,62 @@ fn everything_cmd() -> String {
         .into_owned()
 }
 
-/// A server that may reach loopback upstreams and run server-everything.
+/// A server that may reach loopback upstreams and run the tests' stdio
+/// servers (the operator's catalog: server-everything, server-memory and
+/// the test upstream in both eras).
 fn gateway_server(db: &TestDb, extra_env: &[(&str, &str)]) -> Server {
-    let cmd = everything_cmd();
-    let mut env = vec![
-        ("SWITCHBOARD_GATEWAY__ALLOW_LOOPBACK_UPSTREAMS", "true"),
-        ("SWITCHBOARD_GATEWAY__ALLOWED_COMMANDS", cmd.as_str()),
-    ];
+    let settings = server_settings(db);
+    let mut env = vec![("SWITCHBOARD_GATEWAY__ALLOW_LOOPBACK_UPSTREAMS", "true")];
+    env.extend(common::env_refs(&settings));
     env.extend_from_slice(extra_env);
     Server::start_with(db, &[], &env)
+}
+
+/// The operator catalog settings [`gateway_server`] uses, for the CLI.
+fn server_settings(db: &TestDb) -> Vec<(String, String)> {
+    let memory = tools_dir()
+        .join("bin/mcp-server-memory")
+        .to_string_lossy()
+        .into_owned();
+    let bin = test_upstream_bin();
+    common::stdio_settings(
+        db,
+        &[
+            common::operator_entry("everything-local", &everything_cmd(), &["stdio"]),
+            common::operator_entry("fixture", &bin, &["stdio"]),
+            common::operator_entry("fixture-legacy", &bin, &["stdio", "--legacy"]),
+            memory_entry(&memory),
+        ],
+    )
+}
+
+/// A directory the operator gives a stdio server: writable by the
+/// children's user (nobody, when the tests run as root), outside the
+/// server's own files.
+fn host_dir_for_children(db: &TestDb, name: &str) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let outer = std::env::temp_dir().join(format!(
+        "sb-host-{}-{}",
+        std::process::id(),
+        db.dir.path().file_name().unwrap().to_string_lossy()
+    ));
+    let dir = outer.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&outer, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    dir
+}
+
+/// server-memory as an operator entry: its file is a path on the host, a
+/// setting only the operator may give.
+fn memory_entry(command: &str) -> Value {
+    json!({
+        "id": "memory-local", "name": "Memory", "description": "server-memory",
+        "transport": "stdio", "command": command, "args": [],
+        "config": {"type": "object", "additionalProperties": false, "properties": {
+            "memory_file_path": {"type": "string", "x-switchboard-target": "env:MEMORY_FILE_PATH",
+                                 "x-switchboard-host-path": true}}}
+    })
 }
 
 fn tool_names(msg: &Value) -> Vec<String> {
@@ -95,7 +142,12 @@ fn text_of(msg: &Value) -> String {
 
 async fn publish(owner: &Api, body: Value) {
     let slug = body["slug"].as_str().unwrap().to_owned();
-    let r = owner.post("/api/v1/connections", body).await;
+    let path = if body.get("integration").is_some() {
+        "/api/v1/connections/from-integration"
+    } else {
+        "/api/v1/connections"
+    };
+    let r = owner.post(path, body).await;
     assert_eq!(r.status, 201, "{:?}", r.body);
     let r = owner
         .post(&format!("/api/v1/connections/{slug}/refresh"), json!({}))
@@ -421,23 +473,22 @@ async fn a_stdio_upstream_runs_supervised_with_only_its_own_environment() {
     db.bootstrap("owner@alpha.test", "alpha");
     let server = gateway_server(&db, &[("SWITCHBOARD_GATEWAY__STDIO_IDLE_SECS", "600")]);
     let owner = Api::sign_in(&server, "owner@alpha.test", PASSWORD).await;
-    // Not on the allow-list: refused with the reason, nothing saved.
+    // Not a catalog entry's command line: refused with the reason, nothing saved.
     let r = owner
         .post(
             "/api/v1/connections",
             json!({"slug": "sh", "name": "Shell", "transport": "stdio", "command": "/bin/sh"}),
         )
         .await;
-    assert_eq!(r.status, 422, "{:?}", r.body);
-    assert!(r.error_message().contains("allow-list"), "{:?}", r.body);
+    assert_eq!(r.status, 403, "{:?}", r.body);
+    assert!(r.error_message().contains("catalog"), "{:?}", r.body);
 
     // A unique marker in the arguments finds this test's children.
     let marker = format!("stdio-{}", std::process::id());
     publish(
         &owner,
-        json!({"slug": "local", "name": "Local everything", "transport": "stdio",
-               "command": everything_cmd(), "args": ["stdio", marker],
-               "credential_mode": "shared", "env": {"UPSTREAM_API_KEY": PLANTED_ENV}}),
+        json!({"integration": "everything-local", "slug": "local", "name": "Local everything",
+               "config": {"marker": marker, "api_key": PLANTED_ENV}}),
     )
     .await;
     grant_org(&owner, "local").await;
@@ -604,28 +655,58 @@ async fn the_python_sdk_reaches_real_upstreams_through_virtual_servers() {
     let upstream = start_everything_http(free_port());
     let db = TestDb::new(Backend::Sqlite).await;
     db.bootstrap("owner@alpha.test", "alpha");
-    let memory_cmd = tools_dir()
-        .join("bin/mcp-server-memory")
-        .to_string_lossy()
-        .into_owned();
-    let allowed = format!("{},{memory_cmd}", everything_cmd());
-    let server = gateway_server(
-        &db,
-        &[("SWITCHBOARD_GATEWAY__ALLOWED_COMMANDS", allowed.as_str())],
-    );
+    let server = gateway_server(&db, &[]);
     let owner = Api::sign_in(&server, "owner@alpha.test", PASSWORD).await;
-    let memory_file = db.dir.path().join("memory.jsonl");
     for body in [
         json!({"slug": "remote", "name": "Everything (HTTP)", "transport": "streamable_http", "url": upstream.url}),
         json!({"slug": "local", "name": "Everything (stdio)", "transport": "stdio",
                "command": everything_cmd(), "args": ["stdio"]}),
-        json!({"slug": "memory", "name": "Memory", "transport": "stdio", "command": memory_cmd,
-               "credential_mode": "shared", "env": {"MEMORY_FILE_PATH": memory_file.to_string_lossy()}}),
     ] {
         let slug = body["slug"].as_str().unwrap().to_owned();
         publish(&owner, body).await;
         grant_org(&owner, &slug).await;
     }
+    // The memory file is a path on the host: an org admin may not set it...
+    let memory_dir = host_dir_for_children(&db, "memory");
+    let memory_file = memory_dir.join("memory.jsonl");
+    let config = json!({"memory_file_path": memory_file.to_string_lossy()});
+    let r = owner
+        .post(
+            "/api/v1/connections/from-integration",
+            json!({"integration": "memory-local", "slug": "memory", "config": config}),
+        )
+        .await;
+    assert_eq!(r.status, 403, "{:?}", r.body);
+    assert!(r.error_message().contains("operator"), "{:?}", r.body);
+    // ...the operator may, on the server's command line.
+    let out = db.cli_with(
+        &[
+            "connection",
+            "from-integration",
+            "--email",
+            "owner@alpha.test",
+            "--org",
+            "alpha",
+            "--integration",
+            "memory-local",
+            "--slug",
+            "memory",
+            "--settings",
+            &config.to_string(),
+        ],
+        &common::env_refs(&server_settings(&db)),
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = owner
+        .post("/api/v1/connections/memory/refresh", json!({}))
+        .await;
+    assert_eq!(r.body["health"], "connected", "{:?}", r.body);
+    grant_org(&owner, "memory").await;
     add_member(&owner, "dev@alpha.test", "member").await;
     let token = db.token("dev@alpha.test", "alpha", "personal", MEMBER_SCOPES);
 
@@ -836,8 +917,8 @@ async fn a_thousand_sessions_leave_children_descriptors_and_sessions_flat() {
     let marker = format!("sessions-{}", std::process::id());
     publish(
         &owner,
-        json!({"slug": "local", "name": "Local", "transport": "stdio",
-               "command": everything_cmd(), "args": ["stdio", marker]}),
+        json!({"integration": "everything-local", "slug": "local", "name": "Local",
+               "config": {"marker": marker}}),
     )
     .await;
     grant_org(&owner, "local").await;
@@ -907,8 +988,8 @@ async fn stdio_children_run_as_the_configured_user() {
     let marker = format!("as-nobody-{}", std::process::id());
     publish(
         &owner,
-        json!({"slug": "jailed", "name": "Jailed", "transport": "stdio",
-               "command": everything_cmd(), "args": ["stdio", marker]}),
+        json!({"integration": "everything-local", "slug": "jailed", "name": "Jailed",
+               "config": {"marker": marker}}),
     )
     .await;
     let process = owner.get("/api/v1/connections/jailed/process").await;
@@ -1009,8 +1090,8 @@ async fn connections_are_created_from_the_integration_catalog() {
                    "args": ["-y", "some-other-package"]}),
         )
         .await;
-    assert_eq!(r.status, 422, "{:?}", r.body);
-    assert!(r.error_message().contains("allow-list"), "{:?}", r.body);
+    assert_eq!(r.status, 403, "{:?}", r.body);
+    assert!(r.error_message().contains("catalog"), "{:?}", r.body);
 
     // A remote entry: its URL, the key as a sealed Authorization header.
     let key = "lin_api_planted_0123456789";
@@ -1083,12 +1164,7 @@ async fn connections_are_created_from_the_integration_catalog() {
     );
 }
 
-fn test_upstream_bin() -> String {
-    std::path::PathBuf::from(common::BIN)
-        .with_file_name("switchboard-test-upstream")
-        .to_string_lossy()
-        .into_owned()
-}
+use common::test_upstream_bin;
 
 /// Faults of a stdio upstream mid-call, with the test upstream's fault
 /// tools: killed during a call, exiting during a call, writing garbage to
@@ -1099,14 +1175,7 @@ async fn a_stdio_upstream_that_dies_or_misbehaves_mid_call() {
     let bin = test_upstream_bin();
     let db = TestDb::new(Backend::Sqlite).await;
     db.bootstrap("owner@alpha.test", "alpha");
-    let server = Server::start_with(
-        &db,
-        &[],
-        &[
-            ("SWITCHBOARD_GATEWAY__ALLOWED_COMMANDS", bin.as_str()),
-            ("SWITCHBOARD_GATEWAY__MAX_RESPONSE_BYTES", "65536"),
-        ],
-    );
+    let server = gateway_server(&db, &[("SWITCHBOARD_GATEWAY__MAX_RESPONSE_BYTES", "65536")]);
     let owner = Api::sign_in(&server, "owner@alpha.test", PASSWORD).await;
     publish(
         &owner,
@@ -1203,14 +1272,7 @@ async fn catalogs_refresh_on_schedule_and_on_list_changed() {
     let bin = test_upstream_bin();
     let db = TestDb::new(Backend::Sqlite).await;
     db.bootstrap("owner@alpha.test", "alpha");
-    let server = Server::start_with(
-        &db,
-        &[],
-        &[
-            ("SWITCHBOARD_GATEWAY__ALLOWED_COMMANDS", bin.as_str()),
-            ("SWITCHBOARD_GATEWAY__CATALOG_REFRESH_SECS", "1"),
-        ],
-    );
+    let server = gateway_server(&db, &[("SWITCHBOARD_GATEWAY__CATALOG_REFRESH_SECS", "1")]);
     let owner = Api::sign_in(&server, "owner@alpha.test", PASSWORD).await;
     let r = owner
         .post(
@@ -1325,11 +1387,7 @@ async fn list_changes_reach_both_eras_until_the_grant_is_removed() {
     let bin = test_upstream_bin();
     let db = TestDb::new(Backend::Sqlite).await;
     db.bootstrap("owner@alpha.test", "alpha");
-    let server = Server::start_with(
-        &db,
-        &[],
-        &[("SWITCHBOARD_GATEWAY__ALLOWED_COMMANDS", bin.as_str())],
-    );
+    let server = gateway_server(&db, &[]);
     let owner = Api::with_token(
         &server,
         &db.token("owner@alpha.test", "alpha", "personal", ALL_SCOPES),
@@ -1471,11 +1529,7 @@ async fn resource_updates_reach_subscribers_in_both_eras() {
     let bin = test_upstream_bin();
     let db = TestDb::new(Backend::Sqlite).await;
     db.bootstrap("owner@alpha.test", "alpha");
-    let server = Server::start_with(
-        &db,
-        &[],
-        &[("SWITCHBOARD_GATEWAY__ALLOWED_COMMANDS", bin.as_str())],
-    );
+    let server = gateway_server(&db, &[]);
     let owner = Api::sign_in(&server, "owner@alpha.test", PASSWORD).await;
     // The same fixture as a 2026-07-28 upstream and as a 2025-11-25 one.
     for (slug, args) in [
@@ -1557,8 +1611,7 @@ async fn a_session_keeps_its_resource_subscriptions_on_another_replica() {
     let bin = test_upstream_bin();
     let db = TestDb::new(Backend::Sqlite).await;
     db.bootstrap("owner@alpha.test", "alpha");
-    let env = [("SWITCHBOARD_GATEWAY__ALLOWED_COMMANDS", bin.as_str())];
-    let first = Server::start_with(&db, &[], &env);
+    let first = gateway_server(&db, &[]);
     let owner = Api::sign_in(&first, "owner@alpha.test", PASSWORD).await;
     publish(
         &owner,
@@ -1577,7 +1630,7 @@ async fn a_session_keeps_its_resource_subscriptions_on_another_replica() {
     assert!(r["result"].is_object(), "{r}");
 
     // The same session, on a second replica.
-    let second = Server::start_with(&db, &[], &env);
+    let second = gateway_server(&db, &[]);
     let url = second.url("/mcp/servers/now");
     let id = session.session.clone().expect("session");
     let mut stream = session_stream(&url, &token, &id).await;
@@ -1627,11 +1680,7 @@ async fn lists_come_from_the_catalog_and_hidden_tools_show_in_health() {
     let bin = test_upstream_bin();
     let db = TestDb::new(Backend::Sqlite).await;
     db.bootstrap("owner@alpha.test", "alpha");
-    let server = Server::start_with(
-        &db,
-        &[],
-        &[("SWITCHBOARD_GATEWAY__ALLOWED_COMMANDS", bin.as_str())],
-    );
+    let server = gateway_server(&db, &[]);
     let owner = Api::sign_in(&server, "owner@alpha.test", PASSWORD).await;
     for slug in ["fx", "other"] {
         publish(

@@ -181,17 +181,13 @@ async fn conformance_through_virtual_servers_matches_the_upstream_directly() {
     let cfg = db.dir.path().join("conformance.toml");
     std::fs::write(&cfg, "[server]\nallowed_hosts = [\"localhost\"]\n").unwrap();
     let upstream_cmd = upstream.to_string_lossy().into_owned();
-    let server = Server::start_with(
+    let stdio = common::stdio_settings(
         &db,
-        &["--config", cfg.to_str().unwrap()],
-        &[
-            ("SWITCHBOARD_GATEWAY__ALLOW_LOOPBACK_UPSTREAMS", "true"),
-            (
-                "SWITCHBOARD_GATEWAY__ALLOWED_COMMANDS",
-                upstream_cmd.as_str(),
-            ),
-        ],
+        &[common::operator_entry("fixture", &upstream_cmd, &["stdio"])],
     );
+    let mut env = vec![("SWITCHBOARD_GATEWAY__ALLOW_LOOPBACK_UPSTREAMS", "true")];
+    env.extend(common::env_refs(&stdio));
+    let server = Server::start_with(&db, &["--config", cfg.to_str().unwrap()], &env);
     let owner = Api::sign_in(&server, "ada@example.com", PASSWORD).await;
     for body in [
         json!({"slug": "fixture-http", "name": "Fixture over HTTP", "transport": "streamable_http", "url": direct_url}),

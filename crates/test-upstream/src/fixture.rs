@@ -392,6 +392,22 @@ impl Fixture {
                 string_arg("name", "The variable"),
             ),
             tool("pid", "This process's id", no_args()),
+            // What a confined child may touch on the host (security tests).
+            tool(
+                "read_file",
+                "Reads a file: its size, or the error",
+                string_arg("path", "The file"),
+            ),
+            tool(
+                "write_file",
+                "Writes a small file: ok, or the error",
+                string_arg("path", "The file"),
+            ),
+            tool(
+                "signal_process",
+                "Sends signal 0 to a process (kill -0): whether it was allowed",
+                json!({"type": "object", "properties": {"pid": {"type": "integer", "minimum": 1}}, "required": ["pid"]}),
+            ),
             // The conformance suite's diagnostic tools (server-stateless).
             tool(
                 "test_missing_capability",
@@ -576,6 +592,36 @@ impl Fixture {
             }
             "pid" => {
                 json!({"content": [{"type": "text", "text": std::process::id().to_string()}], "structuredContent": {"pid": std::process::id()}})
+            }
+            "read_file" => match std::fs::read(arg("path")) {
+                Ok(bytes) => {
+                    json!({"content": [{"type": "text", "text": format!("read {} bytes", bytes.len())}], "structuredContent": {"ok": true, "bytes": bytes.len()}})
+                }
+                Err(e) => {
+                    json!({"content": [{"type": "text", "text": e.to_string()}], "structuredContent": {"ok": false, "error": e.to_string()}})
+                }
+            },
+            "write_file" => match std::fs::write(arg("path"), b"written by a stdio child") {
+                Ok(()) => {
+                    json!({"content": [{"type": "text", "text": "written"}], "structuredContent": {"ok": true}})
+                }
+                Err(e) => {
+                    json!({"content": [{"type": "text", "text": e.to_string()}], "structuredContent": {"ok": false, "error": e.to_string()}})
+                }
+            },
+            "signal_process" => {
+                let pid = args.get("pid").and_then(Value::as_u64).unwrap_or(0);
+                let out = std::process::Command::new("kill")
+                    .args(["-0", &pid.to_string()])
+                    .output();
+                let (ok, detail) = match out {
+                    Ok(o) => (
+                        o.status.success(),
+                        String::from_utf8_lossy(&o.stderr).trim().to_owned(),
+                    ),
+                    Err(e) => (false, e.to_string()),
+                };
+                json!({"content": [{"type": "text", "text": detail}], "structuredContent": {"ok": ok, "error": detail}})
             }
             "add_tool" => {
                 let n = arg("name");

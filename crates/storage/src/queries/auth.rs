@@ -135,6 +135,50 @@ pub async fn throttle_put<'c>(e: impl Exec<'c>, t: &ThrottleRow) -> Result<()> {
     Ok(())
 }
 
+/// Takes one attempt of `key`'s budget in one conditional write: counts it
+/// in the current window (a window older than `window_start` starts again),
+/// unless `max` attempts were already made in it. Returns whether the
+/// attempt was taken. Concurrent callers (on any replica) are serialized by
+/// the row, so at most `max` succeed per window.
+pub async fn throttle_reserve<'c>(
+    e: impl Exec<'c>,
+    key: &str,
+    now: i64,
+    window_start: i64,
+    max: i64,
+) -> Result<bool> {
+    let taken: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO sign_in_throttle (throttle_key, failures, window_started_at, locked_until)
+         VALUES ($1, 1, $2, 0)
+         ON CONFLICT (throttle_key) DO UPDATE SET
+             failures = CASE WHEN sign_in_throttle.window_started_at <= $3 THEN 1
+                             ELSE sign_in_throttle.failures + 1 END,
+             window_started_at = CASE WHEN sign_in_throttle.window_started_at <= $3 THEN $2
+                                      ELSE sign_in_throttle.window_started_at END
+         WHERE sign_in_throttle.window_started_at <= $3 OR sign_in_throttle.failures < $4
+         RETURNING failures",
+    )
+    .bind(key)
+    .bind(now)
+    .bind(window_start)
+    .bind(max)
+    .fetch_optional(e)
+    .await?;
+    Ok(taken.is_some())
+}
+
+/// Gives one attempt back (a sign-in that succeeded, or one refused by
+/// another limit before it was made).
+pub async fn throttle_release<'c>(e: impl Exec<'c>, key: &str) -> Result<()> {
+    sqlx::query(
+        "UPDATE sign_in_throttle SET failures = failures - 1 WHERE throttle_key = $1 AND failures > 0",
+    )
+    .bind(key)
+    .execute(e)
+    .await?;
+    Ok(())
+}
+
 pub async fn throttle_clear<'c>(e: impl Exec<'c>, key: &str) -> Result<()> {
     sqlx::query("DELETE FROM sign_in_throttle WHERE throttle_key = $1")
         .bind(key)

@@ -26,9 +26,11 @@ pub struct ConnectionRow {
     pub updated_at: i64,
     /// When the cached catalog was last replaced (the catalog's version).
     pub catalog_refreshed_at: Option<i64>,
+    /// The catalog entry a stdio connection runs (its allow-list).
+    pub integration_id: Option<String>,
 }
 
-const COLS: &str = "id, org_id, slug, name, description, transport, url, command, args, credential_mode, environment, tool_allow, tool_deny, tool_overrides, enabled, created_by, created_at, updated_at, catalog_refreshed_at";
+const COLS: &str = "id, org_id, slug, name, description, transport, url, command, args, credential_mode, environment, tool_allow, tool_deny, tool_overrides, enabled, created_by, created_at, updated_at, catalog_refreshed_at, integration_id";
 
 fn prefixed(p: &str) -> String {
     COLS.split(", ")
@@ -40,8 +42,8 @@ fn prefixed(p: &str) -> String {
 pub async fn insert_connection<'c>(e: impl Exec<'c>, c: &ConnectionRow) -> Result<()> {
     sqlx::query(
         "INSERT INTO connections (id, org_id, slug, name, description, transport, url, command, args,
-             credential_mode, environment, tool_allow, tool_deny, tool_overrides, enabled, created_by, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
+             credential_mode, environment, tool_allow, tool_deny, tool_overrides, enabled, created_by, created_at, updated_at, integration_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
     )
     .bind(&c.id)
     .bind(&c.org_id)
@@ -61,6 +63,7 @@ pub async fn insert_connection<'c>(e: impl Exec<'c>, c: &ConnectionRow) -> Resul
     .bind(&c.created_by)
     .bind(c.created_at)
     .bind(c.updated_at)
+    .bind(&c.integration_id)
     .execute(e)
     .await?;
     Ok(())
@@ -71,7 +74,7 @@ pub async fn update_connection<'c>(e: impl Exec<'c>, c: &ConnectionRow) -> Resul
     let r = sqlx::query(
         "UPDATE connections SET name = $3, description = $4, url = $5, command = $6, args = $7,
              credential_mode = $8, environment = $9, tool_allow = $10, tool_deny = $11, tool_overrides = $12,
-             enabled = $13, updated_at = $14
+             enabled = $13, updated_at = $14, integration_id = $15
          WHERE org_id = $1 AND id = $2",
     )
     .bind(&c.org_id)
@@ -88,6 +91,7 @@ pub async fn update_connection<'c>(e: impl Exec<'c>, c: &ConnectionRow) -> Resul
     .bind(&c.tool_overrides)
     .bind(c.enabled)
     .bind(c.updated_at)
+    .bind(&c.integration_id)
     .execute(e)
     .await?;
     Ok(r.rows_affected() == 1)
@@ -693,4 +697,19 @@ pub async fn delete_custom_integration<'c>(
             .execute(e)
             .await?;
     Ok(r.rows_affected() == 1)
+}
+
+/// The slugs of the org's connections built on an integration.
+pub async fn connections_of_integration<'c>(
+    e: impl Exec<'c>,
+    org_id: &str,
+    integration_id: &str,
+) -> Result<Vec<String>> {
+    Ok(sqlx::query_scalar(
+        "SELECT slug FROM connections WHERE org_id = $1 AND integration_id = $2 ORDER BY slug",
+    )
+    .bind(org_id)
+    .bind(integration_id)
+    .fetch_all(e)
+    .await?)
 }

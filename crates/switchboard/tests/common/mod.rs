@@ -561,3 +561,69 @@ pub async fn add_member(admin: &Api, email: &str, role: &str) -> String {
         .expect("membership id")
         .to_owned()
 }
+
+/// The test upstream binary (`switchboard-test-upstream`), built by the
+/// workspace's test build next to the switchboard binary.
+pub fn test_upstream_bin() -> String {
+    std::path::Path::new(BIN)
+        .with_file_name("switchboard-test-upstream")
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// Whether the tests run as root (CI does). Stdio children never run as
+/// root, so a server here gets a dedicated unprivileged user for them.
+pub fn running_as_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}
+
+/// An operator catalog entry for a stdio server the tests run: its command
+/// line, a `marker` argument (tests find their children by it) and an
+/// `api_key` variable (`UPSTREAM_API_KEY`), the only settings an org admin
+/// may give it.
+pub fn operator_entry(id: &str, command: &str, args: &[&str]) -> Value {
+    serde_json::json!({
+        "id": id,
+        "name": format!("Test server {id}"),
+        "description": "A stdio server of the test suite",
+        "transport": "stdio",
+        "command": command,
+        "args": args,
+        "config": {
+            "type": "object",
+            "additionalProperties": false,
+            "properties": {
+                "marker": {"type": "string", "x-switchboard-target": "arg"},
+                "api_key": {"type": "string", "secret": true, "x-switchboard-target": "env:UPSTREAM_API_KEY"}
+            }
+        }
+    })
+}
+
+/// The settings a server needs to run the tests' stdio servers: an
+/// operator catalog with `entries` (written into the test's directory) and,
+/// when the tests run as root, `nobody` as the children's user.
+pub fn stdio_settings(db: &TestDb, entries: &[Value]) -> Vec<(String, String)> {
+    let path = db.dir.path().join(format!(
+        "operator-catalog-{}.json",
+        COUNTER.fetch_add(1, Ordering::SeqCst)
+    ));
+    std::fs::write(&path, Value::Array(entries.to_vec()).to_string()).expect("write catalog");
+    let mut env = vec![(
+        "SWITCHBOARD_GATEWAY__OPERATOR_CATALOG".to_owned(),
+        path.display().to_string(),
+    )];
+    if running_as_root() {
+        env.push((
+            "SWITCHBOARD_GATEWAY__STDIO_USER".to_owned(),
+            "nobody".to_owned(),
+        ));
+    }
+    env
+}
+
+/// Borrows owned settings as the pairs [`Server::start_with`] takes.
+pub fn env_refs(env: &[(String, String)]) -> Vec<(&str, &str)> {
+    env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+}

@@ -14,9 +14,18 @@
 //!   command lines are visible to every process on the host.
 //!
 //! `x-switchboard-format` (for example `Bearer {value}`) shapes the value and
-//! `secret: true` marks a credential (sealed at rest by the caller). Custom
-//! entries added by admins go through [`parse_custom`] and resolve the same
-//! way. Error messages name settings, never their values.
+//! `secret: true` marks a credential (sealed at rest by the caller).
+//! `x-switchboard-host-path: true` marks a setting whose value is a path on
+//! the server's host (a directory to serve, a file to write): only an
+//! instance operator may set it, never an org admin.
+//!
+//! Three origins: the entries shipped in the binary ([`builtin`]), the
+//! operator's own entries ([`parse_operator_catalog`], from
+//! `gateway.operator_catalog`: the only way to run a command the binary does
+//! not ship), and an org's custom entries ([`parse_custom`]). An entry is an
+//! allow-list: an org admin sets only the settings it declares, values are
+//! data (an argument value never starts with `-`), and the command line is
+//! the entry's own. Error messages name settings, never their values.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -32,6 +41,9 @@ pub const TARGET_KEYWORD: &str = "x-switchboard-target";
 pub const FORMAT_KEYWORD: &str = "x-switchboard-format";
 /// The schema keyword (boolean) that marks a setting as a credential.
 pub const SECRET_KEYWORD: &str = "secret";
+/// The schema keyword (boolean) that marks a setting as a path on the
+/// server's host: operator-only.
+pub const HOST_PATH_KEYWORD: &str = "x-switchboard-host-path";
 /// The only `$schema` an entry's config may declare.
 pub const SCHEMA_DIALECT: &str = "https://json-schema.org/draft/2020-12/schema";
 
@@ -107,6 +119,8 @@ pub enum Verified {
     /// Added by an admin; nothing was checked by the catalog.
     #[default]
     Custom,
+    /// Defined by this server's operator (`gateway.operator_catalog`).
+    Operator,
 }
 
 /// One catalog entry, built in or custom.
@@ -149,6 +163,16 @@ pub struct Integration {
     pub oauth: bool,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub notes: String,
+}
+
+/// A path on the host the operator gave a connection through a host-path
+/// setting: the child may read and write there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostPath {
+    /// An argument that is itself the path.
+    Arg(String),
+    /// The environment variable whose value is the path.
+    Env(String),
 }
 
 /// What a connection needs to reach an integration, built by [`resolve`].
@@ -215,6 +239,21 @@ pub enum ConfigError {
         key: String,
         reason: String,
     },
+    /// An environment variable the entry does not declare.
+    #[error(
+        "the integration '{integration}' does not declare the variable '{variable}': {}",
+        if .declared.is_empty() { "it takes no environment variables".to_owned() } else { format!("it declares {}", quote_list(.declared)) }
+    )]
+    Undeclared {
+        integration: String,
+        variable: String,
+        declared: Vec<String>,
+    },
+    /// A setting (or a whole entry) only an instance operator may use.
+    #[error(
+        "the setting '{key}' of the integration '{integration}' is a path on the server's host: only an instance operator may set it (`switchboard connection from-integration` on the server); org admins publish host-independent integrations"
+    )]
+    OperatorOnly { integration: String, key: String },
     /// A placeholder entry: nothing verified to start or reach.
     #[error("the integration '{integration}' has no server to connect to yet. {reason}")]
     NoServer { integration: String, reason: String },
@@ -287,19 +326,89 @@ pub fn builtin() -> &'static [Integration] {
 }
 
 /// The built-in entry with this id.
-/// The command lines (command and pinned arguments) of the catalog's
-/// stdio entries, which org admins may run without the operator listing
-/// the command.
-pub fn catalog_command_lines() -> Vec<(String, Vec<String>)> {
-    builtin()
-        .iter()
-        .filter(|e| e.transport == Transport::Stdio)
-        .filter_map(|e| Some((e.command.clone()?, e.args.clone())))
-        .collect()
-}
-
 pub fn find(id: &str) -> Option<&'static Integration> {
     builtin().iter().find(|entry| entry.id == id)
+}
+
+/// Parses the operator's own catalog (`gateway.operator_catalog`: a JSON
+/// array of entries in the built-in shape). `verified` may be absent or
+/// `operator`; ids must be unique and must not shadow a built-in entry.
+/// This is the only way to let org admins run a command the binary does not
+/// ship, and each entry still declares every setting an org admin may give.
+pub fn parse_operator_catalog(raw: &str) -> Result<Vec<Integration>, ConfigError> {
+    let values: Vec<Value> = serde_json::from_str(raw).map_err(|e| {
+        entry_error(
+            "(catalog)",
+            format!("must be a JSON array of integration entries: {e}"),
+        )
+    })?;
+    let mut entries = Vec::with_capacity(values.len());
+    let mut seen = BTreeSet::new();
+    for (i, value) in values.into_iter().enumerate() {
+        let mut entry: Integration = serde_json::from_value(value).map_err(|e| {
+            entry_error(
+                format!("[{i}]"),
+                format!("does not have the expected shape: {e}"),
+            )
+        })?;
+        if entry.verified == Verified::Custom {
+            entry.verified = Verified::Operator;
+        }
+        entry.check(Origin::Operator).map_err(|e| match e {
+            ConfigError::Entry { field, reason } => entry_error(format!("[{i}].{field}"), reason),
+            other => other,
+        })?;
+        if find(&entry.id).is_some() {
+            return Err(entry_error(
+                format!("[{i}].id"),
+                format!(
+                    "'{}' belongs to a built-in integration: choose another id",
+                    entry.id
+                ),
+            ));
+        }
+        if !seen.insert(entry.id.clone()) {
+            return Err(entry_error(
+                format!("[{i}].id"),
+                format!("'{}' appears twice", entry.id),
+            ));
+        }
+        entries.push(entry);
+    }
+    Ok(entries)
+}
+
+/// The entries org admins choose from on this server: the built-in ones and
+/// the operator's own. (An org's custom entries live in its database.)
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    operator: Vec<Integration>,
+}
+
+impl Catalog {
+    pub fn new(operator: Vec<Integration>) -> Self {
+        Catalog { operator }
+    }
+
+    /// The built-in entry, else the operator's, with this id.
+    pub fn find(&self, id: &str) -> Option<&Integration> {
+        find(id).or_else(|| self.operator.iter().find(|e| e.id == id))
+    }
+
+    /// Every entry: built-in first, then the operator's.
+    pub fn entries(&self) -> impl Iterator<Item = &Integration> {
+        builtin().iter().chain(self.operator.iter())
+    }
+
+    /// The stdio entry whose own command line is exactly `command` `args`
+    /// (no settings appended), for connections given as a command line.
+    pub fn by_command_line(&self, command: &str, args: &[String]) -> Option<&Integration> {
+        self.entries().find(|e| {
+            e.transport == Transport::Stdio
+                && e.command.as_deref() == Some(command)
+                && e.args == args
+        })
+    }
 }
 
 /// Validates an admin's custom entry (the same shape as a built-in one):
@@ -351,6 +460,7 @@ pub fn parse_custom(json: &Value) -> Result<Integration, ConfigError> {
 pub fn resolve(
     entry: &Integration,
     config: &Map<String, Value>,
+    publisher: Publisher,
 ) -> Result<ResolvedIntegration, ConfigError> {
     if !entry.has_server() {
         return Err(ConfigError::NoServer {
@@ -376,6 +486,18 @@ pub fn resolve(
             unknown,
             allowed: settings.iter().map(|s| s.key.to_owned()).collect(),
         });
+    }
+    if publisher == Publisher::OrgAdmin {
+        let required = entry.required();
+        if let Some(s) = settings
+            .iter()
+            .find(|s| s.host_path && (config.contains_key(s.key) || required.contains(&s.key)))
+        {
+            return Err(ConfigError::OperatorOnly {
+                integration: id.to_owned(),
+                key: s.key.to_owned(),
+            });
+        }
     }
     let missing: Vec<(String, Option<String>)> = entry
         .required()
@@ -476,7 +598,17 @@ fn is_top_level(path: &str) -> bool {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Origin {
     Builtin,
+    Operator,
     Custom,
+}
+
+/// Who publishes a connection from an entry: an org admin is held to the
+/// entry's host-independent settings; the instance operator (the CLI on the
+/// server) may also set host paths.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Publisher {
+    OrgAdmin,
+    Operator,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -515,9 +647,26 @@ struct Setting<'a> {
     kind: Kind,
     target: Target,
     format: Option<&'a str>,
+    /// The value is a path on the server's host: operator-only.
+    host_path: bool,
 }
 
 impl Setting<'_> {
+    /// Whether `arg` could be this `arg` setting's value, formatted: the
+    /// format's fixed text around a value that does not begin with '-'.
+    fn produced(&self, arg: &str) -> bool {
+        if self.target != Target::Arg {
+            return false;
+        }
+        let (before, after) = self
+            .format
+            .and_then(|f| f.split_once(VALUE_PLACEHOLDER))
+            .unwrap_or(("", ""));
+        arg.strip_prefix(before)
+            .and_then(|rest| rest.strip_suffix(after))
+            .is_some_and(|value| !value.is_empty() && !value.starts_with('-'))
+    }
+
     /// The value as one or more strings, formats applied.
     fn render(&self, id: &str, value: &Value) -> Result<Vec<String>, ConfigError> {
         let scalar = |v: &Value| -> Option<String> {
@@ -537,6 +686,16 @@ impl Setting<'_> {
                 integration: id.to_owned(),
                 key: self.key.to_owned(),
                 expected: self.kind.describe().to_owned(),
+            });
+        }
+        // A value is data: on a command line it must not become an option.
+        if self.target == Target::Arg && raw.iter().any(|v| v.starts_with('-')) {
+            return Err(ConfigError::Invalid {
+                integration: id.to_owned(),
+                key: self.key.to_owned(),
+                reason:
+                    "must not begin with '-': a setting is a value, never a command-line option"
+                        .to_owned(),
             });
         }
         Ok(raw
@@ -592,6 +751,102 @@ impl Setting<'_> {
 }
 
 impl Integration {
+    /// Whether `name` may be set as an environment variable of a connection
+    /// built on this entry by `publisher`: it must be the target of one of
+    /// the entry's settings (an allow-list, never a deny-list), and a host
+    /// path only by the operator. The error says which variables are.
+    pub fn check_env(&self, name: &str, publisher: Publisher) -> Result<(), ConfigError> {
+        let settings = self.settings()?;
+        let setting = settings
+            .iter()
+            .find(|s| matches!(&s.target, Target::Env(n) if n == name));
+        match setting {
+            Some(s) if s.host_path && publisher == Publisher::OrgAdmin => {
+                Err(ConfigError::OperatorOnly {
+                    integration: self.id.clone(),
+                    key: s.key.to_owned(),
+                })
+            }
+            Some(_) => Ok(()),
+            None => Err(ConfigError::Undeclared {
+                integration: self.id.clone(),
+                variable: name.to_owned(),
+                declared: settings
+                    .iter()
+                    .filter_map(|s| match &s.target {
+                        Target::Env(n) if !(s.host_path && publisher == Publisher::OrgAdmin) => {
+                            Some(n.clone())
+                        }
+                        _ => None,
+                    })
+                    .collect(),
+            }),
+        }
+    }
+
+    /// Whether a child may be started as `command args` with environment
+    /// variables `env`: the entry's own command line, followed only by
+    /// values of its `arg` settings (never an option), and only variables
+    /// its settings declare. Checked again at every start, so a connection
+    /// stored before a rule tightened cannot run outside it. Returns the
+    /// host paths the operator gave it (the child may use those).
+    pub fn check_launch<'a>(
+        &self,
+        command: &str,
+        args: &[String],
+        env: impl IntoIterator<Item = &'a str>,
+    ) -> Result<Vec<HostPath>, String> {
+        if self.transport != Transport::Stdio || self.command.as_deref() != Some(command) {
+            return Err(format!(
+                "the command is not the one of the integration '{}'",
+                self.id
+            ));
+        }
+        let Some(extra) = args.strip_prefix(self.args.as_slice()) else {
+            return Err(format!(
+                "the arguments do not begin with those of the integration '{}'",
+                self.id
+            ));
+        };
+        let settings = self.settings().map_err(|e| e.to_string())?;
+        let mut host_paths = Vec::new();
+        for arg in extra {
+            let Some(setting) = settings.iter().find(|s| s.produced(arg)) else {
+                return Err(format!(
+                    "an argument is not the value of a setting of the integration '{}' (or it begins with '-')",
+                    self.id
+                ));
+            };
+            if setting.host_path {
+                host_paths.push(HostPath::Arg(arg.clone()));
+            }
+        }
+        for name in env {
+            let Some(setting) = settings
+                .iter()
+                .find(|s| matches!(&s.target, Target::Env(n) if n == name))
+            else {
+                return Err(format!(
+                    "the variable '{name}' is not declared by the integration '{}'",
+                    self.id
+                ));
+            };
+            if setting.host_path {
+                host_paths.push(HostPath::Env(name.to_owned()));
+            }
+        }
+        Ok(host_paths)
+    }
+
+    /// Whether only the operator can publish this entry (a required setting
+    /// is a path on the host).
+    pub fn operator_only(&self) -> bool {
+        let required = self.required();
+        self.settings()
+            .map(|s| s.iter().any(|s| s.host_path && required.contains(&s.key)))
+            .unwrap_or(false)
+    }
+
     /// Whether the entry names something to start or reach (placeholders
     /// for unverified integrations do not).
     pub fn has_server(&self) -> bool {
@@ -626,10 +881,10 @@ impl Integration {
     /// Checks the entry against the catalog's rules (as [`parse_custom`] does
     /// for custom entries, minus the custom-only rules).
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let origin = if self.verified == Verified::Custom {
-            Origin::Custom
-        } else {
-            Origin::Builtin
+        let origin = match self.verified {
+            Verified::Custom => Origin::Custom,
+            Verified::Operator => Origin::Operator,
+            _ => Origin::Builtin,
         };
         self.check(origin)
     }
@@ -753,6 +1008,20 @@ impl Integration {
                         }
                     }
                 }
+                // An org's own entry runs a pinned npm package and nothing
+                // else: any other command line is the operator's to define.
+                if origin == Origin::Custom {
+                    let pinned = match (&self.package, &self.version) {
+                        (Some(p), Some(v)) => format!("{p}@{v}"),
+                        _ => String::new(),
+                    };
+                    if command != "npx" || self.args != ["-y".to_owned(), pinned] {
+                        return Err(entry_error(
+                            "command",
+                            "of a custom stdio entry must be 'npx' with args exactly ['-y', '<package>@<version>']: other command lines are defined by the server's operator (gateway.operator_catalog)",
+                        ));
+                    }
+                }
             }
             Transport::StreamableHttp => {
                 for (field, set) in [
@@ -791,6 +1060,10 @@ impl Integration {
                 "verified",
                 "must be absent or 'custom': only the built-in catalog records verification",
             )),
+            (Origin::Operator, v) if v != Verified::Operator => Err(entry_error(
+                "verified",
+                "of an operator entry must be absent or 'operator'",
+            )),
             (_, Verified::Registry) => {
                 if self.package.is_none() || self.version.is_none() {
                     return Err(entry_error(
@@ -821,7 +1094,11 @@ impl Integration {
                 }
                 Ok(())
             }
-            (Origin::Custom, Verified::Custom) => Ok(()),
+            (Origin::Custom, Verified::Custom) | (Origin::Operator, Verified::Operator) => Ok(()),
+            (_, Verified::Operator) | (Origin::Operator, _) => Err(entry_error(
+                "verified",
+                "is 'operator', which only entries of gateway.operator_catalog may say",
+            )),
         }
     }
 
@@ -995,12 +1272,29 @@ impl Integration {
                 .get("title")
                 .and_then(Value::as_str)
                 .or_else(|| prop.get("description").and_then(Value::as_str));
+            let host_path = match prop.get(HOST_PATH_KEYWORD) {
+                None => false,
+                Some(Value::Bool(b)) => *b,
+                Some(_) => {
+                    return Err(entry_error(
+                        format!("{field}.{HOST_PATH_KEYWORD}"),
+                        "must be true or false",
+                    ));
+                }
+            };
+            if host_path && (secret || matches!(target, Target::Header(_))) {
+                return Err(entry_error(
+                    format!("{field}.{HOST_PATH_KEYWORD}"),
+                    "marks a path on the host: only for non-secret env or arg settings",
+                ));
+            }
             settings.push(Setting {
                 key: key.as_str(),
                 about,
                 kind,
                 target,
                 format,
+                host_path,
             });
         }
         Ok(settings)
@@ -1248,7 +1542,8 @@ mod tests {
     fn every_builtin_resolves_with_its_required_settings() {
         for entry in builtin() {
             if !entry.has_server() {
-                let err = resolve(entry, &Map::new()).expect_err("placeholder");
+                let err =
+                    resolve(entry, &Map::new(), Publisher::Operator).expect_err("placeholder");
                 assert!(matches!(err, ConfigError::NoServer { .. }), "{}", entry.id);
                 continue;
             }
@@ -1266,7 +1561,8 @@ mod tests {
                 };
                 config.insert(setting.key.to_owned(), value);
             }
-            let resolved = resolve(entry, &config).unwrap_or_else(|e| panic!("{}: {e}", entry.id));
+            let resolved = resolve(entry, &config, Publisher::Operator)
+                .unwrap_or_else(|e| panic!("{}: {e}", entry.id));
             assert_eq!(resolved.transport, entry.transport);
         }
     }
@@ -1284,7 +1580,7 @@ mod tests {
     #[test]
     fn a_missing_required_key_is_named_with_what_it_is() {
         let notion = find("notion").expect("notion");
-        let err = resolve(notion, &Map::new()).expect_err("missing token");
+        let err = resolve(notion, &Map::new(), Publisher::Operator).expect_err("missing token");
         assert!(
             matches!(&err, ConfigError::Missing { missing, .. } if missing[0].0 == "api_token")
         );
@@ -1297,7 +1593,7 @@ mod tests {
     #[test]
     fn several_missing_keys_are_all_named() {
         let slack = find("slack").expect("slack");
-        let err = resolve(slack, &Map::new()).expect_err("missing");
+        let err = resolve(slack, &Map::new(), Publisher::Operator).expect_err("missing");
         let msg = err.to_string();
         assert!(
             msg.contains("'bot_token'") && msg.contains("'team_id'"),
@@ -1310,7 +1606,7 @@ mod tests {
     fn an_unknown_key_is_named_with_the_allowed_ones() {
         let notion = find("notion").expect("notion");
         let config = obj(json!({"api_token": "ntn_x", "api_tokn": "oops"}));
-        let err = resolve(notion, &config).expect_err("unknown key");
+        let err = resolve(notion, &config, Publisher::Operator).expect_err("unknown key");
         assert!(
             matches!(&err, ConfigError::Unknown { unknown, .. } if unknown == &vec!["api_tokn".to_owned()])
         );
@@ -1323,7 +1619,7 @@ mod tests {
     fn a_wrong_type_is_named_without_echoing_the_value() {
         let entry = parse_custom(&custom_http()).expect("custom entry");
         let config = obj(json!({"token": 12345, "page_size": "many"}));
-        let err = resolve(&entry, &config).expect_err("wrong type");
+        let err = resolve(&entry, &config, Publisher::Operator).expect_err("wrong type");
         match &err {
             ConfigError::WrongType { key, expected, .. } => {
                 assert!(key == "token" || key == "page_size", "{key}");
@@ -1334,8 +1630,12 @@ mod tests {
         assert!(!err.to_string().contains("12345"));
 
         let bool_entry = find("sequential-thinking").expect("entry");
-        let err = resolve(bool_entry, &obj(json!({"disable_thought_logging": "yes"})))
-            .expect_err("not a boolean");
+        let err = resolve(
+            bool_entry,
+            &obj(json!({"disable_thought_logging": "yes"})),
+            Publisher::Operator,
+        )
+        .expect_err("not a boolean");
         assert_eq!(
             err.to_string(),
             "the setting 'disable_thought_logging' of the integration 'sequential-thinking' must be true or false"
@@ -1346,14 +1646,15 @@ mod tests {
     fn other_schema_failures_are_named_and_masked() {
         let entry = parse_custom(&custom_http()).expect("custom entry");
         let config = obj(json!({"token": "s3cr3t-value", "region": "mars"}));
-        let err = resolve(&entry, &config).expect_err("enum");
+        let err = resolve(&entry, &config, Publisher::Operator).expect_err("enum");
         assert!(
             matches!(&err, ConfigError::Invalid { key, .. } if key == "region"),
             "{err}"
         );
         assert!(!err.to_string().contains("mars"), "{err}");
 
-        let err = resolve(&entry, &obj(json!({"token": ""}))).expect_err("empty token");
+        let err = resolve(&entry, &obj(json!({"token": ""})), Publisher::Operator)
+            .expect_err("empty token");
         assert!(
             matches!(&err, ConfigError::Invalid { key, .. } if key == "token"),
             "{err}"
@@ -1364,7 +1665,7 @@ mod tests {
     fn a_stdio_entry_resolves_to_env_and_pinned_args() {
         let sentry = find("sentry").expect("sentry");
         let config = obj(json!({"access_token": "sntrys_abc", "host": "sentry.example.com"}));
-        let r = resolve(sentry, &config).expect("resolves");
+        let r = resolve(sentry, &config, Publisher::Operator).expect("resolves");
         assert_eq!(r.transport, Transport::Stdio);
         assert_eq!(r.command.as_deref(), Some("npx"));
         assert_eq!(
@@ -1392,7 +1693,7 @@ mod tests {
     fn a_remote_entry_resolves_to_headers_with_the_format_applied() {
         let github = find("github-remote").expect("github-remote");
         let config = obj(json!({"personal_access_token": "ghp_123"}));
-        let r = resolve(github, &config).expect("resolves");
+        let r = resolve(github, &config, Publisher::Operator).expect("resolves");
         assert_eq!(r.transport, Transport::StreamableHttp);
         assert_eq!(r.url.as_deref(), Some("https://api.githubcopilot.com/mcp/"));
         assert_eq!(
@@ -1403,7 +1704,7 @@ mod tests {
 
         let entry = parse_custom(&custom_http()).expect("custom entry");
         let config = obj(json!({"token": "t0k", "region": "eu", "page_size": 50}));
-        let r = resolve(&entry, &config).expect("resolves");
+        let r = resolve(&entry, &config, Publisher::Operator).expect("resolves");
         assert_eq!(
             r.headers.get("Authorization").map(String::as_str),
             Some("Bearer t0k")
@@ -1418,7 +1719,12 @@ mod tests {
     #[test]
     fn arg_settings_are_appended_with_formats_and_scalars_become_strings() {
         let fs = find("filesystem").expect("filesystem");
-        let r = resolve(fs, &obj(json!({"directories": ["/srv/a", "/srv/b"]}))).expect("fs");
+        let r = resolve(
+            fs,
+            &obj(json!({"directories": ["/srv/a", "/srv/b"]})),
+            Publisher::Operator,
+        )
+        .expect("fs");
         assert_eq!(
             &r.args[r.args.len() - 2..],
             &["/srv/a".to_owned(), "/srv/b".to_owned()]
@@ -1426,7 +1732,7 @@ mod tests {
 
         let supabase = find("supabase").expect("supabase");
         let config = obj(json!({"access_token": "sbp_1", "project_ref": "abcdef"}));
-        let r = resolve(supabase, &config).expect("supabase");
+        let r = resolve(supabase, &config, Publisher::Operator).expect("supabase");
         assert_eq!(
             r.args.last().map(String::as_str),
             Some("--project-ref=abcdef")
@@ -1438,7 +1744,12 @@ mod tests {
         );
 
         let st = find("sequential-thinking").expect("entry");
-        let r = resolve(st, &obj(json!({"disable_thought_logging": true}))).expect("bool");
+        let r = resolve(
+            st,
+            &obj(json!({"disable_thought_logging": true})),
+            Publisher::Operator,
+        )
+        .expect("bool");
         assert_eq!(
             r.env.get("DISABLE_THOUGHT_LOGGING").map(String::as_str),
             Some("true")
@@ -1451,6 +1762,7 @@ mod tests {
         let err = resolve(
             github,
             &obj(json!({"personal_access_token": "a\r\nX-Evil: 1"})),
+            Publisher::Operator,
         )
         .expect_err("header injection");
         assert!(matches!(err, ConfigError::Invalid { .. }), "{err}");
@@ -1461,7 +1773,7 @@ mod tests {
     fn placeholders_explain_that_there_is_no_server() {
         let loom = find("loom").expect("loom placeholder");
         assert!(!loom.has_server());
-        let err = resolve(loom, &Map::new()).expect_err("no server");
+        let err = resolve(loom, &Map::new(), Publisher::Operator).expect_err("no server");
         assert!(
             err.to_string()
                 .starts_with("the integration 'loom' has no server to connect to yet")
@@ -1600,7 +1912,8 @@ mod tests {
             parse_custom(&entry)
         };
         let entry = stdio(json!({})).expect("valid");
-        let r = resolve(&entry, &obj(json!({"api_key": "k"}))).expect("resolves");
+        let r =
+            resolve(&entry, &obj(json!({"api_key": "k"})), Publisher::Operator).expect("resolves");
         assert_eq!(r.env.get("MY_API_KEY").map(String::as_str), Some("k"));
 
         let err = stdio(json!({"version": "latest"})).expect_err("tag");
