@@ -12,3 +12,8 @@ ALTER TABLE connections ADD COLUMN integration_id TEXT;
 ALTER TABLE accounts ADD COLUMN instance_operator BIGINT NOT NULL DEFAULT 0;
 UPDATE accounts SET instance_operator = 1
  WHERE id = (SELECT id FROM accounts ORDER BY created_at, id LIMIT 1);
+
+-- The token that opened a 2025-11-25 session: a token holds a bounded
+-- number of sessions (its oldest idle one is ended to make room).
+ALTER TABLE mcp_sessions ADD COLUMN token_id TEXT;
+CREATE INDEX mcp_sessions_token ON mcp_sessions (token_id, last_seen_at);

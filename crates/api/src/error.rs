@@ -81,10 +81,11 @@ impl From<CoreError> for ApiError {
             CoreError::Conflict { message, .. } => {
                 ApiError::new(StatusCode::CONFLICT, code, message)
             }
-            CoreError::Throttled { retry_after_secs } => {
-                ApiError::new(StatusCode::TOO_MANY_REQUESTS, code, e.to_string())
-                    .with_header(header::RETRY_AFTER, retry_after_secs.to_string())
-            }
+            CoreError::Throttled {
+                message,
+                retry_after_secs,
+            } => ApiError::new(StatusCode::TOO_MANY_REQUESTS, code, message)
+                .with_header(header::RETRY_AFTER, retry_after_secs.to_string()),
             CoreError::Internal(detail) => {
                 tracing::error!(error = %detail, "internal error");
                 ApiError::new(

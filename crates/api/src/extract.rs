@@ -40,6 +40,27 @@ pub fn client_ip(parts: &Parts, http: &HttpSettings) -> Option<IpAddr> {
     )
 }
 
+/// The token of an `Authorization` header: `Ok(None)` without one, the
+/// token for `Bearer <token>` (the scheme is case-insensitive, RFC 7235),
+/// and an error sentence for any other credential. The one parser of
+/// bearer tokens on every surface.
+pub fn bearer(headers: &axum::http::HeaderMap) -> Result<Option<&str>, &'static str> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let value = value
+        .to_str()
+        .map_err(|_| "the Authorization header is not valid text")?;
+    match value.trim().split_once(' ') {
+        Some((scheme, token))
+            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
+        {
+            Ok(Some(token.trim()))
+        }
+        _ => Err("the Authorization header must be 'Bearer <token>'"),
+    }
+}
+
 /// Request metadata for audit: request id, client address, time.
 #[derive(Debug, Clone)]
 pub struct RequestInfo(pub RequestMeta);
@@ -102,22 +123,12 @@ impl FromRequestParts<ApiState> for Caller {
         state: &ApiState,
     ) -> Result<Self, Self::Rejection> {
         let meta = meta_for(parts, state, Surface::Api);
-        if let Some(auth) = parts.headers.get(header::AUTHORIZATION) {
-            let value = auth.to_str().map_err(|_| {
-                ApiError::unauthenticated("the Authorization header is not valid text", true)
-            })?;
-            let Some(token) = value
-                .strip_prefix("Bearer ")
-                .or_else(|| value.strip_prefix("bearer "))
-            else {
-                return Err(ApiError::unauthenticated(
-                    "the Authorization header must be 'Bearer <token>'",
-                    true,
-                ));
-            };
+        if let Some(token) =
+            bearer(&parts.headers).map_err(|m| ApiError::unauthenticated(m, true))?
+        {
             let principal = state
                 .core
-                .authenticate_bearer(token.trim(), meta.now_ms)
+                .authenticate_bearer_for_api(token, meta.now_ms)
                 .await?;
             return Ok(Caller { principal, meta });
         }
@@ -168,15 +179,98 @@ fn check_csrf(parts: &Parts, state: &ApiState, principal: &Principal) -> Result<
     Ok(())
 }
 
-/// A JSON body: `Content-Type: application/json`, no unknown fields, and a
-/// message naming what was wrong.
+/// Whether JSON text holds a NUL character (`\u0000` as an escape; a raw
+/// NUL byte is not JSON at all). Exact without parsing: an escape begins
+/// with an unescaped backslash, i.e. the last of an odd run of them.
+pub fn json_has_nul(text: &[u8]) -> bool {
+    const ESCAPE: &[u8] = b"\\u0000";
+    if text.contains(&0) {
+        return true;
+    }
+    let mut from = 0;
+    while let Some(found) = text
+        .get(from..)
+        .and_then(|rest| rest.windows(ESCAPE.len()).position(|w| w == ESCAPE))
+    {
+        let at = from + found;
+        let run = text.get(..=at).map_or(0, |head| {
+            head.iter().rev().take_while(|b| **b == b'\\').count()
+        });
+        if run % 2 == 1 {
+            return true;
+        }
+        from = at + 1;
+    }
+    false
+}
+
+/// Whether a parsed JSON value holds a NUL character in a string or a key.
+pub fn value_has_nul(v: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match v {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => items.iter().any(value_has_nul),
+        Value::Object(m) => m.iter().any(|(k, v)| k.contains('\0') || value_has_nul(v)),
+        _ => false,
+    }
+}
+
+/// The sentence for a request that carries a NUL character.
+pub const NUL_REFUSAL: &str =
+    "the request contains a NUL character (\\u0000), which no field accepts: remove it";
+
+/// A JSON body: `Content-Type: application/json`, no unknown fields, no NUL
+/// character anywhere, and a message naming what was wrong.
 pub struct ApiJson<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
+        let json_type = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .map(|essence| essence.trim().to_ascii_lowercase())
+            .and_then(|essence| {
+                essence
+                    .strip_prefix("application/")
+                    .map(|sub| sub == "json" || sub.ends_with("+json"))
+            })
+            .unwrap_or(false);
+        if !json_type {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "the request body must be JSON with 'Content-Type: application/json'",
+            ));
+        }
+        let bytes = match axum::body::Bytes::from_request(req, state).await {
+            Ok(b) => b,
+            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                return Err(ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "body_too_large",
+                    "the request body is too large",
+                ));
+            }
+            Err(rejection) => {
+                return Err(ApiError::new(
+                    rejection.status(),
+                    "bad_request",
+                    rejection.body_text(),
+                ));
+            }
+        };
+        if json_has_nul(&bytes) {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_field",
+                NUL_REFUSAL,
+            ));
+        }
+        match axum::Json::<T>::from_bytes(&bytes) {
             Ok(axum::Json(v)) => Ok(ApiJson(v)),
             Err(rejection) => {
                 use axum::extract::rejection::JsonRejection::*;
@@ -241,4 +335,27 @@ fn serde_urlencoded_from<T: DeserializeOwned>(q: &str) -> Result<T, String> {
     )
     .map(|axum::extract::Query(v)| v)
     .map_err(|e| inner(&e))
+}
+
+#[cfg(test)]
+mod nul_tests {
+    use super::*;
+
+    #[test]
+    fn a_nul_escape_is_found_exactly() {
+        assert!(json_has_nul(br#"{"a": "x\u0000y"}"#));
+        assert!(json_has_nul(br#"{"a\u0000": 1}"#));
+        assert!(
+            json_has_nul(br#"["\\\u0000"]"#),
+            "an escaped backslash, then the escape"
+        );
+        assert!(
+            !json_has_nul(br#"{"a": "\\u0000"}"#),
+            "a backslash, then the text u0000"
+        );
+        assert!(!json_has_nul(br#"{"a": "u0000 \u0001"}"#));
+        assert!(json_has_nul(b"{\"a\": \"\0\"}"), "a raw NUL byte");
+        assert!(value_has_nul(&serde_json::json!({"k": ["ok", "n\u{0}"]})));
+        assert!(!value_has_nul(&serde_json::json!({"k": ["ok"]})));
+    }
 }

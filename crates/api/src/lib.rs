@@ -21,7 +21,10 @@ use ipnet::IpNet;
 use switchboard_core::Core;
 
 pub use error::ApiError;
-pub use extract::{ApiJson, Caller, RequestInfo, client_ip, meta_for, meta_for_http};
+pub use extract::{
+    ApiJson, Caller, NUL_REFUSAL, RequestInfo, bearer, client_ip, json_has_nul, meta_for,
+    meta_for_http, value_has_nul,
+};
 
 /// HTTP settings the surfaces share.
 #[derive(Debug, Clone)]

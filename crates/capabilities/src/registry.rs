@@ -462,9 +462,14 @@ impl Capabilities {
     ) -> CallOutcome {
         let unknown = || {
             CallOutcome::UnknownTool(format!(
-                "there is no tool named '{name}': list the tools to see the ones you may use"
+                "there is no tool named '{}': list the tools to see the ones you may use",
+                switchboard_core::cut_for_display(name, 128)
             ))
         };
+        // No tool is named with more than a slug, a slash and 128 characters.
+        if name.len() > 256 {
+            return unknown();
+        }
         let Some((cap, provider)) = self.index.get(name) else {
             return match name.split_once('/') {
                 Some((slug, tool)) if self.connections.is_some() => self

@@ -211,6 +211,8 @@ impl Core {
         };
         let (org_id, membership_id) =
             create_org_owned_by(conn, &account_id, &input.org_slug, &org_name, now).await?;
+        // The account made at first setup operates the instance.
+        let operator = storage::claim_first_operator(&mut *conn, &account_id).await?;
         storage::insert_audit(
             &mut *conn,
             &DirectEvent {
@@ -219,7 +221,7 @@ impl Core {
                 actor: &email,
                 action: "org.bootstrap",
                 target: Some(&org_id),
-                args: json!({"org_slug": input.org_slug, "email": email}),
+                args: json!({"org_slug": input.org_slug, "email": email, "instance_operator": operator}),
             }
             .row(meta),
         )
@@ -400,9 +402,13 @@ impl Core {
                 })
                 .await;
                 tracing::warn!(email = %email, "sign-in attempt throttled");
+                let retry_after_secs =
+                    ((started + c.sign_in_window_ms - now).max(1000) + 999) / 1000;
                 return Err(CoreError::Throttled {
-                    retry_after_secs: ((started + c.sign_in_window_ms - now).max(1000) + 999)
-                        / 1000,
+                    message: format!(
+                        "too many sign-in attempts: try again in {retry_after_secs} seconds"
+                    ),
+                    retry_after_secs,
                 });
             }
             reserved.push(key);
@@ -469,6 +475,16 @@ impl Core {
     ) -> Result<OrgSummary, CoreError> {
         let p = ctx.principal;
         p.require_interactive("creating an organization")?;
+        if self.config.org_creation == crate::OrgCreation::Operators
+            && !matches!(p.credential, Credential::Cli)
+            && !storage::is_instance_operator(self.db.pool(), &p.account_id).await?
+        {
+            let refusal = CoreError::Forbidden(
+                "creating organizations is limited to this instance's operators (instance.org_creation = operators): ask an operator to create it, or to allow anyone".into(),
+            );
+            self.check_read(ctx, "org.create", None, Err(refusal))
+                .await?;
+        }
         validate_slug("slug", &input.slug)?;
         let name = validate_name("name", &input.name, 200)?;
         let now = ctx.meta.now_ms;
@@ -541,6 +557,24 @@ impl Core {
             self.principals.put(hash, entry.clone());
         }
         Ok(entry.principal)
+    }
+
+    /// [`Core::authenticate_bearer`] for the REST API: an OAuth access token
+    /// is good only for the resource it was issued for (RFC 8707), which is
+    /// an MCP endpoint, never this API.
+    pub async fn authenticate_bearer_for_api(
+        &self,
+        token: &str,
+        now: i64,
+    ) -> Result<Principal, CoreError> {
+        let principal = self.authenticate_bearer(token, now).await?;
+        if principal.token_kind() == Some(TokenKind::OAuth) {
+            return Err(CoreError::Unauthenticated(format!(
+                "this OAuth access token was issued for {}, and is valid only there: the REST API takes personal and org tokens or a signed-in session",
+                principal.token_resource().unwrap_or("an MCP endpoint")
+            )));
+        }
+        Ok(principal)
     }
 
     /// Builds a bearer token's principal from the database (one query).

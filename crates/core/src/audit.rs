@@ -119,6 +119,22 @@ pub fn summarize_args(v: &Value) -> Value {
     }
 }
 
+/// `text` cut to `max` characters for an audit row or an error message,
+/// saying how long it was: a name from outside may be megabytes long.
+pub fn cut_for_display(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    match text.char_indices().nth(max) {
+        None => std::borrow::Cow::Borrowed(text),
+        Some((end, _)) => std::borrow::Cow::Owned(format!(
+            "{}… ({} characters)",
+            &text[..end],
+            text.chars().count()
+        )),
+    }
+}
+
+/// How long an action or target (a tool name from outside) may be in a row.
+const MAX_ACTION: usize = 200;
+
 /// An event recorded where there is no principal yet or any more: sign-in,
 /// bootstrap, accepting an invitation, the operator's CLI.
 pub(crate) struct DirectEvent<'a> {
@@ -170,8 +186,12 @@ fn row(
             if !entry.action.is_empty() {
                 args.insert("operation".into(), Value::String(entry.action.to_owned()));
             }
-            let action = call.tool.clone().unwrap_or_else(|| call.method.clone());
-            (action, Some(call.method.clone()), Value::Object(args))
+            let action = call.tool.as_deref().unwrap_or(&call.method);
+            (
+                cut_for_display(action, MAX_ACTION).into_owned(),
+                Some(cut_for_display(&call.method, MAX_ACTION).into_owned()),
+                Value::Object(args),
+            )
         }
         None => (entry.action.to_owned(), None, summarize_args(&entry.args)),
     };
@@ -194,7 +214,10 @@ fn row(
         client: None,
         surface: ctx.meta.surface.as_str().to_owned(),
         action,
-        target: entry.target.clone(),
+        target: entry
+            .target
+            .as_deref()
+            .map(|t| cut_for_display(t, MAX_ACTION).into_owned()),
         args: args.to_string(),
         outcome: outcome.to_owned(),
         latency_ms: Some(latency_ms),

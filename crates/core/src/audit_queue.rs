@@ -137,15 +137,83 @@ async fn run_writer(db: Db, mut rx: mpsc::Receiver<(AuditRow, Ack)>, linger: boo
             }
         }
         let rows: Vec<AuditRow> = batch.iter().map(|(r, _)| r.clone()).collect();
-        let result = commit(&db, &rows).await.map_err(|e| e.to_string());
-        if let Err(e) = &result {
-            tracing::error!(error = %e, events = rows.len(), "could not commit a batch of audit events");
-        }
-        for (_, ack) in batch.drain(..) {
-            // The caller may have gone (client disconnected): nothing to tell.
-            let _ = ack.send(result.clone());
+        match commit(&db, &rows).await {
+            Ok(()) => {
+                for (_, ack) in batch.drain(..) {
+                    // The caller may have gone (client disconnected): nothing to tell.
+                    let _ = ack.send(Ok(()));
+                }
+            }
+            Err(e) => {
+                // One bad event must not fail the others: each is committed
+                // on its own, a refused one again in a safe form.
+                tracing::warn!(error = %e, events = rows.len(), "a batch of audit events failed: committing them one by one");
+                for (row, ack) in batch.drain(..) {
+                    let _ = ack.send(commit_alone(&db, row).await);
+                }
+            }
         }
     }
+}
+
+/// Commits one event; if the database refuses it, commits it again with
+/// every text made safe (no NUL, bounded lengths), so the request is
+/// still on record.
+async fn commit_alone(db: &Db, row: AuditRow) -> Result<(), String> {
+    let first = match storage::insert_audit_rows(db.pool(), std::slice::from_ref(&row)).await {
+        Ok(()) => return Ok(()),
+        Err(e) => e,
+    };
+    let safe = made_safe(row);
+    match storage::insert_audit_rows(db.pool(), std::slice::from_ref(&safe)).await {
+        Ok(()) => {
+            tracing::warn!(error = %first, action = %safe.action, "an audit event was recorded in a safe form");
+            Ok(())
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "could not commit an audit event");
+            Err(e.to_string())
+        }
+    }
+}
+
+/// An event with every text stripped of NUL characters and cut to a sane
+/// length; an argument summary that is then not JSON is replaced by a note.
+fn made_safe(mut row: AuditRow) -> AuditRow {
+    fn clean(s: &str, max: usize) -> String {
+        let mut out: String = s
+            .chars()
+            .map(|c| if c == '\0' { '\u{FFFD}' } else { c })
+            .take(max)
+            .collect();
+        if s.chars().count() > max {
+            out.push('…');
+        }
+        out
+    }
+    let opt = |s: &mut Option<String>, max| {
+        if let Some(v) = s.as_mut() {
+            *v = clean(v, max);
+        }
+    };
+    row.actor = clean(&row.actor, 320);
+    row.surface = clean(&row.surface, 16);
+    row.action = clean(&row.action, 200);
+    row.outcome = clean(&row.outcome, 32);
+    opt(&mut row.target, 200);
+    opt(&mut row.method, 200);
+    opt(&mut row.client, 200);
+    opt(&mut row.environment, 32);
+    opt(&mut row.request_id, 100);
+    opt(&mut row.client_ip, 64);
+    let args = clean(&row.args, 16 * 1024);
+    row.args = if serde_json::from_str::<serde_json::Value>(&args).is_ok() {
+        args
+    } else {
+        serde_json::json!({"note": "the argument summary could not be stored as it was"})
+            .to_string()
+    };
+    row
 }
 
 async fn commit(db: &Db, rows: &[AuditRow]) -> Result<(), storage::StorageError> {
@@ -157,4 +225,23 @@ async fn commit(db: &Db, rows: &[AuditRow]) -> Result<(), storage::StorageError>
     let mut tx = db.begin_write().await?;
     storage::insert_audit_batch(&mut tx, rows).await?;
     Db::commit(tx).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_safe_form_has_no_nul_and_bounded_text() {
+        let row = AuditRow {
+            action: format!("tool\0{}", "x".repeat(1000)),
+            args: "{\"a\": \"\0\"}".into(),
+            actor: "a@b.c".into(),
+            ..Default::default()
+        };
+        let safe = made_safe(row);
+        assert!(!safe.action.contains('\0'));
+        assert!(safe.action.chars().count() <= 201, "{}", safe.action.len());
+        assert!(serde_json::from_str::<serde_json::Value>(&safe.args).is_ok());
+    }
 }

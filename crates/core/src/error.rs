@@ -27,9 +27,13 @@ pub enum CoreError {
     /// The change conflicts with existing data (a duplicate name, say).
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
-    /// Too many failed attempts; try again later.
-    #[error("too many failed sign-in attempts: try again in {retry_after_secs} seconds")]
-    Throttled { retry_after_secs: i64 },
+    /// Too many attempts, or a limit reached; the message says which and
+    /// when to try again.
+    #[error("{message}")]
+    Throttled {
+        message: String,
+        retry_after_secs: i64,
+    },
     #[error("internal error: {0}")]
     Internal(String),
 }

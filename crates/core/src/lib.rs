@@ -17,6 +17,7 @@ mod access_cache;
 mod audit;
 mod audit_queue;
 mod error;
+mod mcp_sessions;
 mod password;
 mod principal;
 mod principal_cache;
@@ -34,7 +35,7 @@ pub mod virtual_servers;
 pub mod work;
 
 pub use access_cache::AccessCache;
-pub use audit::{AuditQuery, CallInfo, Outcome, Surface, summarize_args};
+pub use audit::{AuditQuery, CallInfo, Outcome, Surface, cut_for_display, summarize_args};
 pub use error::CoreError;
 pub use principal::{Credential, Principal};
 pub use secret::{hash_secret, new_secret};
@@ -70,6 +71,9 @@ pub struct CoreConfig {
     pub allow_custom_packages: bool,
     /// Who may create organizations (`instance.org_creation`).
     pub org_creation: OrgCreation,
+    /// Open 2025-11-25 MCP sessions per token, and on the instance.
+    pub mcp_max_sessions_per_token: u32,
+    pub mcp_max_sessions: u32,
 }
 
 /// Who may create organizations on this instance.
@@ -100,6 +104,8 @@ impl Default for CoreConfig {
             catalog: integrations::Catalog::default(),
             allow_custom_packages: false,
             org_creation: OrgCreation::Operators,
+            mcp_max_sessions_per_token: 64,
+            mcp_max_sessions: 10_000,
         }
     }
 }

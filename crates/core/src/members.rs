@@ -415,12 +415,17 @@ impl Core {
             .ok_or_else(gone)?;
         let new_hash = match &account.password_hash {
             Some(_) => {
+                // Accepting as an existing account is signing in as it: the
+                // same throttle (per email and address, per email, per
+                // address), so an inviter cannot guess the password here.
+                let attempt = self.reserve_sign_in(&inv.email, meta).await?;
                 if !verify_password(input.password.clone(), account.password_hash.clone()).await? {
-                    return Err(CoreError::invalid(
-                        "password",
-                        "does not match the existing account for this email",
+                    tracing::warn!(email = %inv.email, "failed sign-in while accepting an invitation");
+                    return Err(CoreError::Unauthenticated(
+                        "the password is wrong: if you already have an account, accept with its password".into(),
                     ));
                 }
+                self.release_sign_in(attempt).await;
                 None
             }
             None => {

@@ -233,6 +233,19 @@ pub fn check_redirect_uri(uri: &str) -> Result<bool, String> {
             "the redirect URI '{uri}' has a fragment (#…), which OAuth forbids"
         ));
     }
+    // `https://trusted.example@evil.example/cb` goes to evil.example: a user
+    // reading the consent page would be misled.
+    if !u.username().is_empty() || u.password().is_some() {
+        return Err(format!(
+            "the redirect URI '{uri}' carries a user name or password before its host, which would hide where the browser really goes: remove it"
+        ));
+    }
+    // The out-of-band "redirect" shows the code to whoever looks at the page.
+    if u.scheme() == "urn" {
+        return Err(format!(
+            "the redirect URI '{uri}' is an out-of-band URN, which OAuth 2.1 does not allow: use a loopback http URI for a native app"
+        ));
+    }
     match u.scheme() {
         "https" => Ok(is_loopback_host(&u)),
         "http" => {

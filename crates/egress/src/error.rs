@@ -70,6 +70,29 @@ pub enum EgressError {
     Setup(String),
 }
 
+/// One sentence for a failed outbound exchange, whatever wrapped it (an
+/// SDK's transport error around reqwest's around ours): the policy's own
+/// refusal when there is one, else the innermost cause, which is the one
+/// that says what happened ("Connection refused"). Never a type name.
+pub fn explain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    let mut innermost = error;
+    while let Some(e) = current {
+        if let Some(ours) = e.downcast_ref::<EgressError>() {
+            return ours.to_string();
+        }
+        innermost = e;
+        current = e.source();
+    }
+    let text = innermost.to_string();
+    // A cause that is only a type's name says nothing: say what kind it was.
+    if text.contains("::") || text.contains('[') {
+        "the connection failed".to_owned()
+    } else {
+        text
+    }
+}
+
 fn list(blocked: &[BlockedAddress]) -> String {
     let mut out = String::new();
     for (i, b) in blocked.iter().enumerate() {

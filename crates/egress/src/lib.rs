@@ -25,5 +25,5 @@ mod guard;
 mod policy;
 
 pub use client::{EgressClient, Fetched, Limits};
-pub use error::EgressError;
+pub use error::{EgressError, explain};
 pub use policy::{BlockedAddress, NetworkPolicy, special_class};

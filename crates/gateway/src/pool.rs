@@ -832,7 +832,12 @@ impl UpstreamPool {
                 let session = handler
                     .serve_with_lifecycle(transport, lifecycle())
                     .await
-                    .map_err(|e| format!("could not connect to the upstream MCP server: {e}"))?;
+                    .map_err(|e| {
+                        format!(
+                            "could not connect to the upstream MCP server: {}",
+                            explain_start(&e)
+                        )
+                    })?;
                 Ok(Live {
                     session,
                     version: target.version,
@@ -979,7 +984,8 @@ impl UpstreamPool {
                     kill_group(pid);
                 }
                 Err(format!(
-                    "'{command}' did not complete the MCP handshake: {e}"
+                    "'{command}' did not complete the MCP handshake: {}",
+                    explain_start(&e)
                 ))
             }
         }
@@ -1236,6 +1242,27 @@ fn lifecycle() -> rmcp::service::ClientLifecycleMode {
     rmcp::service::ClientLifecycleMode::Auto {
         preferred_versions: vec![rmcp::model::ProtocolVersion::V_2026_07_28],
         legacy_version: Some(rmcp::model::ProtocolVersion::V_2025_11_25),
+    }
+}
+
+/// Why a session could not start, in a sentence (rmcp's own message names
+/// its transport's Rust type, and its transport error does not chain to
+/// the cause).
+fn explain_start(e: &rmcp::service::ClientInitializeError) -> String {
+    use rmcp::service::ClientInitializeError as E;
+    type HttpError = rmcp::transport::streamable_http_client::StreamableHttpError<reqwest::Error>;
+    match e {
+        E::TransportError { error, .. } => {
+            // The HTTP client's error (which chains to the network policy's
+            // refusal) is wrapped without a source link.
+            match error.error.downcast_ref::<HttpError>() {
+                Some(HttpError::Client(inner)) => switchboard_egress::explain(inner),
+                Some(other) => switchboard_egress::explain(other),
+                None => switchboard_egress::explain(error),
+            }
+        }
+        E::LegacyFallbackFailed { fallback, .. } => explain_start(fallback),
+        other => switchboard_egress::explain(other),
     }
 }
 

@@ -81,6 +81,9 @@ fn is_form(h: &HeaderMap) -> bool {
 pub(crate) fn parse_form(body: &[u8]) -> Result<FormFields, String> {
     let mut f = FormFields::default();
     for (k, v) in url::form_urlencoded::parse(body) {
+        if k.contains('\0') || v.contains('\0') {
+            return Err("a parameter contains a NUL character (%00), which none accepts".into());
+        }
         if k == "resource" {
             f.resources.push(v.into_owned());
             continue;
@@ -188,13 +191,15 @@ fn form_body(parts: &Parts, body: &Bytes) -> Result<FormFields, Response> {
 
 async fn read_body(body: axum::body::Body) -> Result<Bytes, Response> {
     axum::body::to_bytes(body, MAX_BODY).await.map_err(|_| {
-        error_response(
+        let mut resp = error_response(
             &OAuthError::new(
                 "invalid_request",
                 format!("the request body may be at most {MAX_BODY} bytes"),
             ),
             false,
-        )
+        );
+        *resp.status_mut() = StatusCode::PAYLOAD_TOO_LARGE;
+        resp
     })
 }
 
@@ -294,6 +299,9 @@ pub(crate) async fn register(State(s): State<OAuthState>, req: axum::extract::Re
     };
     let invalid = |d: String| error_response(&OAuthError::new("invalid_client_metadata", d), false);
     let r: RegistrationRequest = match serde_json::from_slice::<Value>(&body) {
+        Ok(v) if switchboard_api::value_has_nul(&v) => {
+            return invalid(switchboard_api::NUL_REFUSAL.into());
+        }
         Ok(v @ Value::Object(_)) => match serde_json::from_value(v) {
             Ok(r) => r,
             Err(e) => return invalid(format!("a field has the wrong type: {e}")),

@@ -185,9 +185,7 @@ fn plain(status: StatusCode, msg: &'static str) -> Response {
 
 /// The bearer token of a request, if it has one.
 pub fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = v.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+    switchboard_api::bearer(headers).ok().flatten()
 }
 
 /// 401 with the RFC 9728 challenge. With a token that failed, the reason
@@ -348,30 +346,37 @@ pub async fn mcp_guard(State(state): State<McpState>, req: Request, next: Next) 
             return resp;
         }
         is_initialize = message.get("method").and_then(Value::as_str) == Some("initialize");
+        if is_initialize && session_id.is_none() {
+            match state
+                .caps
+                .core()
+                .admit_mcp_session(&principal, meta.now_ms, crate::sessions::SESSION_IDLE_MS)
+                .await
+            {
+                Ok(ended) => state.close_sessions(&ended).await,
+                Err(e) => return session_refused(&message, &e),
+            }
+        }
         Body::from(bytes)
     } else {
         body
     };
     let is_delete = parts.method == Method::DELETE;
-    let account_id = principal.account_id.clone();
-    let org_id = principal.org_id.clone();
+    let recorder = is_initialize.then(|| principal.clone());
     parts.extensions.insert(principal);
     parts.extensions.insert(meta);
     let resp = next.run(Request::from_parts(parts, body)).await;
 
-    if is_initialize
+    if let Some(recorder) = &recorder
         && let Some(id) = resp
             .headers()
             .get("mcp-session-id")
             .and_then(|v| v.to_str().ok())
-        && let Err(e) = switchboard_storage::bind_mcp_session(
-            state.caps.core().db().pool(),
-            id,
-            &account_id,
-            &org_id,
-            switchboard_core::now_ms(),
-        )
-        .await
+        && let Err(e) = state
+            .caps
+            .core()
+            .record_mcp_session(id, recorder, switchboard_core::now_ms())
+            .await
     {
         tracing::error!(error = %e, "could not record a new MCP session");
         return (
@@ -391,20 +396,55 @@ pub async fn mcp_guard(State(state): State<McpState>, req: Request, next: Next) 
     resp
 }
 
+/// A new session refused (the token's sessions are all in use, or the
+/// server's): 429 with when to try again, and the reason.
+fn session_refused(message: &Value, e: &switchboard_core::CoreError) -> Response {
+    let retry = match e {
+        switchboard_core::CoreError::Throttled {
+            retry_after_secs, ..
+        } => *retry_after_secs,
+        _ => 60,
+    };
+    let body = json!({
+        "jsonrpc": "2.0",
+        "id": message.get("id").cloned().unwrap_or(Value::Null),
+        "error": {"code": -32000, "message": e.to_string()},
+    });
+    let mut resp = (StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response();
+    if let Ok(v) = axum::http::HeaderValue::from_str(&retry.to_string()) {
+        resp.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    resp
+}
+
 /// The one JSON-RPC message of a POST. A body that is not one gets a
 /// JSON-RPC error (rmcp would answer a bare 415): -32700 for broken JSON,
 /// -32600 for a batch (batches left MCP in 2025-06-18; `/mcp/rpc` takes them).
 fn parse_message(body: &Bytes) -> Result<Value, Response> {
-    let answer = |code: i64, message: String| {
+    let answer_to = |id: Value, code: i64, message: String| {
         (
             StatusCode::BAD_REQUEST,
             axum::Json(
-                json!({"jsonrpc": "2.0", "id": null, "error": {"code": code, "message": message}}),
+                json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}}),
             ),
         )
             .into_response()
     };
+    let answer = |code: i64, message: String| answer_to(Value::Null, code, message);
     match serde_json::from_slice::<Value>(body) {
+        Ok(v @ Value::Object(_)) if v.get("jsonrpc").and_then(Value::as_str) != Some("2.0") => {
+            Err(answer_to(
+                v.get("id").cloned().unwrap_or(Value::Null),
+                crate::rpc::INVALID_REQUEST,
+                "a JSON-RPC message needs \"jsonrpc\": \"2.0\"".into(),
+            ))
+        }
+        // Nothing downstream takes a NUL, and PostgreSQL cannot store one.
+        Ok(v @ Value::Object(_)) if switchboard_api::value_has_nul(&v) => Err(answer_to(
+            v.get("id").cloned().unwrap_or(Value::Null),
+            crate::rpc::INVALID_PARAMS,
+            switchboard_api::NUL_REFUSAL.into(),
+        )),
         Err(e) => Err(answer(
             crate::rpc::PARSE_ERROR,
             format!("the body is not valid JSON: {e}"),

@@ -53,6 +53,27 @@ pub struct McpState {
     pub max_body_bytes: usize,
     /// Accept `?token=` on `/mcp/rpc` (off by default: URLs end up in logs).
     pub allow_query_token: bool,
+    /// The session managers of `/mcp` and of the virtual servers, set by
+    /// [`router`]: a session ended to make room is closed here too.
+    pub live_sessions: Arc<std::sync::OnceLock<[Arc<LocalSessionManager>; 2]>>,
+}
+
+impl McpState {
+    /// Closes sessions (ended to make room for others) on this replica;
+    /// another replica's copy goes once its row is gone.
+    pub(crate) async fn close_sessions(&self, ids: &[String]) {
+        use rmcp::transport::streamable_http_server::session::SessionManager;
+        let Some(managers) = self.live_sessions.get() else {
+            return;
+        };
+        for id in ids {
+            let id: Arc<str> = Arc::from(id.as_str());
+            for manager in managers {
+                // Not found on this manager: it lives elsewhere.
+                let _ = manager.close_session(&id).await;
+            }
+        }
+    }
 }
 
 impl McpState {
@@ -128,9 +149,14 @@ pub fn router(state: McpState) -> (Router, CancellationToken) {
         db: state.caps.core().db().clone(),
     }));
     let caps = state.caps.clone();
+    let org_sessions = Arc::new(LocalSessionManager::default());
+    let virtual_sessions = Arc::new(LocalSessionManager::default());
+    let _ = state
+        .live_sessions
+        .set([org_sessions.clone(), virtual_sessions.clone()]);
     let service = StreamableHttpService::new(
         move || Ok(handler::OrgHandler::new(caps.clone())),
-        Arc::new(LocalSessionManager::default()),
+        org_sessions,
         config,
     );
     let caps = state.caps.clone();
@@ -152,7 +178,7 @@ pub fn router(state: McpState) -> (Router, CancellationToken) {
                 saved.clone(),
             ))
         },
-        Arc::new(LocalSessionManager::default()),
+        virtual_sessions,
         vconfig,
     );
     sessions::spawn_reaper(state.caps.core().db().clone());

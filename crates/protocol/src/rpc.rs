@@ -204,6 +204,17 @@ async fn one(
             None,
         ));
     };
+    if obj
+        .iter()
+        .any(|(k, v)| k.contains('\0') || switchboard_api::value_has_nul(v))
+    {
+        return Some(error(
+            reply_id,
+            INVALID_PARAMS,
+            switchboard_api::NUL_REFUSAL,
+            None,
+        ));
+    }
     let params = match obj.get("params") {
         None | Some(Value::Null) => Map::new(),
         Some(Value::Object(m)) => m.clone(),

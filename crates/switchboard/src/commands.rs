@@ -73,6 +73,8 @@ pub fn core_config(settings: &Settings, public_url: &str) -> Result<CoreConfig> 
         catalog: switchboard_core::integrations::Catalog::new(resolved.operator_catalog),
         allow_custom_packages: settings.gateway.allow_custom_packages,
         org_creation: resolved.org_creation,
+        mcp_max_sessions_per_token: settings.mcp.max_sessions_per_token,
+        mcp_max_sessions: settings.mcp.max_sessions,
     })
 }
 

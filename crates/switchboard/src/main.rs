@@ -3,6 +3,7 @@
 //! every surface or runs one operator command against the same database.
 
 mod commands;
+mod listener;
 mod sandbox;
 mod serve;
 mod settings;

@@ -221,16 +221,31 @@ fn readable_except(denied: &[PathBuf]) -> Result<Vec<PathBuf>, LaunchError> {
     if denied.is_empty() {
         return Ok(vec![PathBuf::from("/")]);
     }
-    let denied: BTreeSet<PathBuf> = denied
-        .iter()
-        .map(|p| {
-            std::fs::canonicalize(p).map_err(|source| LaunchError::Deny {
-                path: p.clone(),
-                source,
-            })
-        })
-        .collect::<Result<_, _>>()?;
-    Ok(siblings_outside(&denied))
+    let mut resolved = BTreeSet::new();
+    for path in denied {
+        match std::fs::canonicalize(path) {
+            Ok(p) => {
+                resolved.insert(p);
+            }
+            // The child's user cannot even reach it (or it is not there):
+            // nothing of it is readable, with or without a rule.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::NotFound
+                ) => {}
+            Err(source) => {
+                return Err(LaunchError::Deny {
+                    path: path.clone(),
+                    source,
+                });
+            }
+        }
+    }
+    if resolved.is_empty() {
+        return Ok(vec![PathBuf::from("/")]);
+    }
+    Ok(siblings_outside(&resolved))
 }
 
 fn siblings_outside(denied: &BTreeSet<PathBuf>) -> Vec<PathBuf> {

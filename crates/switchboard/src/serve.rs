@@ -1,7 +1,6 @@
 //! `switchboard serve`: every surface on one listener, and a graceful,
 //! bounded shutdown.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -67,6 +66,7 @@ pub fn app(
     Router::new()
         .merge(mcp)
         .merge(timed)
+        .layer(axum::middleware::from_fn(refuse_malformed))
         .layer(CatchPanicLayer::new())
         // Spans name the route pattern, never the raw URI: setup and
         // invitation links carry secrets in their path.
@@ -90,6 +90,32 @@ pub fn app(
         ]))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+}
+
+/// Refuses, before any route sees it, a request no route could take
+/// safely, with the JSON error body every surface understands: two `Host`
+/// headers (which one a proxy and this server believe could differ), or a
+/// path or query that holds a NUL character (`%00`) or a path that is not
+/// UTF-8 once decoded.
+async fn refuse_malformed(req: Request, next: axum::middleware::Next) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let refuse = |message: &'static str| ApiError::bad_request(message).into_response();
+    if req.headers().get_all(header::HOST).iter().nth(1).is_some() {
+        return refuse("the request has more than one Host header");
+    }
+    let path: Vec<u8> = percent_encoding::percent_decode_str(req.uri().path()).collect();
+    if path.contains(&0) {
+        return refuse("the URL's path contains a NUL character (%00)");
+    }
+    if std::str::from_utf8(&path).is_err() {
+        return refuse("the URL's path is not valid UTF-8 once decoded");
+    }
+    if let Some(query) = req.uri().query()
+        && percent_encoding::percent_decode_str(query).any(|b| b == 0)
+    {
+        return refuse("the URL's query contains a NUL character (%00)");
+    }
+    next.run(req).await
 }
 
 /// The MCP surfaces: the org's own tools behind the one call path.
@@ -118,12 +144,14 @@ fn mcp_router(
         )),
         max_body_bytes: settings.mcp.max_body_bytes,
         allow_query_token: settings.mcp.allow_query_token,
+        live_sessions: Default::default(),
     };
     Ok(switchboard_protocol::router(state))
 }
 
 pub async fn serve(settings: Settings) -> Result<()> {
     init_tracing(&settings);
+    crate::listener::raise_open_file_limit();
     let resolved = settings.resolve()?;
     let db = open_db(&settings).await?;
     let listener = tokio::net::TcpListener::bind(resolved.listen)
@@ -192,22 +220,16 @@ pub async fn serve(settings: Settings) -> Result<()> {
     println!("switchboard listening on http://{local}");
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let limits = crate::listener::Limits {
+        max_connections: settings.server.max_connections,
+        header_timeout: std::time::Duration::from_secs(settings.server.header_timeout_secs),
+    };
     let server = tokio::spawn(async move {
-        // Streamed answers (MCP's SSE) end with a small write; with Nagle's
-        // algorithm on, it waits ~40 ms for the client's delayed ACK.
-        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %e, "could not set TCP_NODELAY");
-            }
-        });
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async {
+        crate::listener::serve(listener, app, limits, async {
             let _ = stop_rx.await;
         })
-        .await
+        .await;
+        Ok::<(), std::io::Error>(())
     });
     tokio::pin!(server);
     tokio::select! {

@@ -211,6 +211,10 @@ pub struct McpSettings {
     pub page_size: u32,
     /// Largest MCP request body (a JSON-RPC batch on `/mcp/rpc` included).
     pub max_body_bytes: usize,
+    /// Open 2025-11-25 sessions per token (its oldest idle one makes room
+    /// for a new one) and on the whole instance.
+    pub max_sessions_per_token: u32,
+    pub max_sessions: u32,
 }
 
 impl Default for McpSettings {
@@ -219,6 +223,8 @@ impl Default for McpSettings {
             allow_query_token: false,
             page_size: 50,
             max_body_bytes: 1024 * 1024,
+            max_sessions_per_token: 64,
+            max_sessions: 10_000,
         }
     }
 }
@@ -473,6 +479,13 @@ impl Settings {
         }
         if !(1024..=64 * 1024 * 1024).contains(&self.mcp.max_body_bytes) {
             bail!("mcp.max_body_bytes must be between 1024 and 67108864");
+        }
+        if self.mcp.max_sessions_per_token == 0
+            || self.mcp.max_sessions < self.mcp.max_sessions_per_token
+        {
+            bail!(
+                "mcp.max_sessions_per_token must be at least 1, and mcp.max_sessions at least as large"
+            );
         }
         if self.server.max_body_bytes < 1024 {
             bail!("server.max_body_bytes must be at least 1024");

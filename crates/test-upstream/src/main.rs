@@ -19,7 +19,9 @@ use rmcp::transport::streamable_http_server::session::local::LocalSessionManager
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 
 fn usage() -> ! {
-    eprintln!("usage: switchboard-test-upstream stdio [--legacy] | http [--listen 127.0.0.1:0]");
+    eprintln!(
+        "usage: switchboard-test-upstream stdio [--legacy] [MARKER] | http [--listen 127.0.0.1:0]"
+    );
     std::process::exit(2)
 }
 
@@ -27,11 +29,16 @@ fn usage() -> ! {
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
-        Some("stdio") => match args.get(1).map(String::as_str) {
-            None => run_stdio(false).await,
-            Some("--legacy") => run_stdio(true).await,
-            Some(_) => usage(),
-        },
+        // A MARKER (any word not starting with '-') is ignored: tests find
+        // their children by it.
+        Some("stdio") => {
+            let rest: Vec<&str> = args.iter().skip(1).map(String::as_str).collect();
+            let legacy = rest.contains(&"--legacy");
+            if rest.iter().any(|a| a.starts_with('-') && *a != "--legacy") {
+                usage()
+            }
+            run_stdio(legacy).await
+        }
         Some("http") => {
             let listen = match args.get(1).map(String::as_str) {
                 None => "127.0.0.1:0".to_owned(),

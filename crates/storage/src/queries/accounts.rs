@@ -14,6 +14,29 @@ pub struct AccountRow {
 
 const COLS: &str = "id, email, display_name, password_hash, created_at, updated_at";
 
+/// Makes the account an instance operator if the instance has none yet
+/// (the account made at first setup). Returns whether it is one now.
+pub async fn claim_first_operator<'c>(e: impl Exec<'c>, account_id: &str) -> Result<bool> {
+    let r = sqlx::query(
+        "UPDATE accounts SET instance_operator = 1 WHERE id = $1
+           AND NOT EXISTS (SELECT 1 FROM accounts WHERE instance_operator = 1)",
+    )
+    .bind(account_id)
+    .execute(e)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// Whether the account is an instance operator.
+pub async fn is_instance_operator<'c>(e: impl Exec<'c>, account_id: &str) -> Result<bool> {
+    let n: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM accounts WHERE id = $1 AND instance_operator = 1")
+            .bind(account_id)
+            .fetch_one(e)
+            .await?;
+    Ok(n > 0)
+}
+
 pub async fn insert_account<'c>(e: impl Exec<'c>, a: &AccountRow) -> Result<()> {
     sqlx::query(
         "INSERT INTO accounts (id, email, display_name, password_hash, created_at, updated_at)

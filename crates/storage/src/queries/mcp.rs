@@ -41,19 +41,58 @@ pub async fn bind_mcp_session<'c>(
     id: &str,
     account_id: &str,
     org_id: &str,
+    token_id: Option<&str>,
     now: i64,
 ) -> Result<()> {
     sqlx::query(
-        "INSERT INTO mcp_sessions (id, account_id, org_id, created_at, last_seen_at) VALUES ($1, $2, $3, $4, $4)
-         ON CONFLICT (id) DO UPDATE SET account_id = excluded.account_id, org_id = excluded.org_id",
+        "INSERT INTO mcp_sessions (id, account_id, org_id, token_id, created_at, last_seen_at) VALUES ($1, $2, $3, $4, $5, $5)
+         ON CONFLICT (id) DO UPDATE SET account_id = excluded.account_id, org_id = excluded.org_id, token_id = excluded.token_id",
     )
     .bind(id)
     .bind(account_id)
     .bind(org_id)
+    .bind(token_id)
     .bind(now)
     .execute(e)
     .await?;
     Ok(())
+}
+
+/// How many live sessions a token holds, and how many the instance holds.
+pub async fn count_mcp_sessions<'c>(
+    e: impl Exec<'c>,
+    token_id: &str,
+    alive_since: i64,
+) -> Result<(i64, i64)> {
+    let row: (i64, i64) = sqlx::query_as(
+        "SELECT COALESCE(SUM(CASE WHEN token_id = $1 THEN 1 ELSE 0 END), 0), COUNT(*)
+           FROM mcp_sessions WHERE last_seen_at >= $2",
+    )
+    .bind(token_id)
+    .bind(alive_since)
+    .fetch_one(e)
+    .await?;
+    Ok(row)
+}
+
+/// Up to `limit` session ids, oldest activity first, idle since before
+/// `idle_before`: of one token, or (`None`) of anyone.
+pub async fn idle_mcp_sessions<'c>(
+    e: impl Exec<'c>,
+    token_id: Option<&str>,
+    idle_before: i64,
+    limit: i64,
+) -> Result<Vec<String>> {
+    Ok(sqlx::query_scalar(
+        "SELECT id FROM mcp_sessions
+          WHERE ($1 IS NULL OR token_id = $1) AND last_seen_at < $2
+          ORDER BY last_seen_at LIMIT $3",
+    )
+    .bind(token_id)
+    .bind(idle_before)
+    .bind(limit)
+    .fetch_all(e)
+    .await?)
 }
 
 pub async fn mcp_session<'c>(e: impl Exec<'c>, id: &str) -> Result<Option<McpSessionRow>> {
