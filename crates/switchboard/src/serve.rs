@@ -348,7 +348,7 @@ fn confinement(
     }
     if landlock && let Err(e) = crate::sandbox::probe() {
         refusal = Some(format!(
-            "stdio servers are not started: this kernel cannot confine them with Landlock ({e}). Use a kernel with Landlock (Linux 6.7 or later with it enabled), or set gateway.stdio_confinement = off to run them with only a separate user and resource limits"
+            "stdio servers are not started: this kernel cannot confine them with Landlock ({e}). Use a kernel with Landlock (Linux 6.12 or later with it enabled), or set gateway.stdio_confinement = off to run them with only a separate user and resource limits"
         ));
     }
     if let Some(r) = &refusal {
