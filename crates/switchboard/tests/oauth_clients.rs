@@ -93,8 +93,9 @@ async fn python_sdk_oauth_client_connects_by_url_alone() {
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(
             out.status.success(),
-            "py_oauth ({mode}) failed: {}\n{stdout}",
-            String::from_utf8_lossy(&out.stderr)
+            "py_oauth ({mode}) failed: {}\n{stdout}\nserver log:\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            server.log()
         );
         let v: Value = serde_json::from_str(stdout.trim()).unwrap();
         assert_eq!(v["authorizations"], 1, "{v}");

@@ -184,6 +184,10 @@ def main(argv: list[str]) -> int:
             return [l for s in subs for l in leaves(s)] if subs else [f"{type(x).__name__}: {x}"]
 
         print("py_oauth: " + "; ".join(leaves(e)), file=sys.stderr)
+        # The whole chain, so a transport error says where it happened.
+        import traceback
+
+        traceback.print_exception(e, file=sys.stderr)
         return 1
     print(json.dumps(out))
     return 0
