@@ -4,37 +4,12 @@
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
-use switchboard_core::Principal;
-use switchboard_domain::{Environment, Permission, Scope, TokenKind};
+use switchboard_core::access::{Decision, Facts, Operation, decide};
+use switchboard_core::{Principal, Surface};
+use switchboard_domain::Scope;
 
 /// The JSON object type of schemas.
 pub type JsonObject = Map<String, Value>;
-
-/// Who a capability is for, beyond permissions and scopes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Audience {
-    /// Any caller the permission and scope admit.
-    Anyone,
-    /// Only callers acting as one person (personal and OAuth tokens): an org
-    /// token has no "me", so "my tasks" means nothing for it.
-    Person,
-}
-
-/// The role permission and token scope a capability needs, and whether it
-/// changes anything (the org's MCP policy can forbid writes).
-#[derive(Debug, Clone, Copy)]
-pub struct Access {
-    /// `None`: no permission needed (`whoami`).
-    pub permission: Option<Permission>,
-    /// `None`: no scope needed.
-    pub scope: Option<Scope>,
-    pub writes: bool,
-    pub audience: Audience,
-    /// Reaches a production system: the org's policy must allow production,
-    /// the role must have `production.access`, and a token restricted to
-    /// the sandbox may not use it.
-    pub production: bool,
-}
 
 /// MCP tool annotations: hints for clients, not guarantees.
 #[derive(Debug, Clone, Copy, Default)]
@@ -54,7 +29,9 @@ pub struct Capability {
     pub input_schema: Arc<JsonObject>,
     pub output_schema: Option<Arc<JsonObject>>,
     pub hints: Hints,
-    pub access: Access,
+    /// Its rules, as declared (first-party) or synthesized (an upstream's
+    /// tool): what the access module decides on.
+    pub operation: Operation,
     /// For an upstream connection's tool: its name upstream (the capability
     /// is named `{connection-slug}/{tool}`).
     pub upstream_name: Option<String>,
@@ -88,7 +65,7 @@ impl Capability {
         input_schema: JsonObject,
         output_schema: Option<JsonObject>,
         hints: Hints,
-        access: Access,
+        operation: Operation,
     ) -> Result<Self, String> {
         let validator = jsonschema::draft202012::new(&Value::Object(input_schema.clone()))
             .map_err(|e| format!("the input schema of '{name}' is invalid: {e}"))?;
@@ -99,7 +76,7 @@ impl Capability {
             input_schema: Arc::new(input_schema),
             output_schema: output_schema.map(Arc::new),
             hints,
-            access,
+            operation,
             upstream_name: None,
             validator,
         })
@@ -111,78 +88,15 @@ impl Capability {
         self
     }
 
-    /// Checks the org's MCP policy, the caller's CURRENT role permissions,
-    /// the audience and the token's scopes, in that order: a refusal that a
-    /// new scope would not cure is reported before a missing scope.
+    /// Whether `principal` may use this capability over MCP: the access
+    /// module decides (policy, role, production, audience, then scopes).
     pub fn authorize(&self, principal: &Principal) -> Result<(), Denial> {
-        if let Some(policy) = &principal.mcp_policy {
-            policy
-                .check_tool(self.access.writes)
-                .map_err(|r| Denial::Refused(r.message))?;
+        let facts = Facts::of(principal, Surface::Mcp).about(&self.name);
+        match decide(principal, &self.operation, &facts) {
+            Decision::Allow => Ok(()),
+            Decision::Deny(r) => Err(Denial::Refused(r.message)),
+            Decision::StepUp { scopes, message } => Err(Denial::MissingScope { scopes, message }),
         }
-        if let Some(permission) = self.access.permission
-            && !principal.permissions.contains(permission)
-        {
-            return Err(Denial::Refused(match &principal.role_name {
-                Some(role) => format!(
-                    "your role '{role}' does not include the permission '{permission}' that '{}' needs; ask an admin if you need it",
-                    self.name
-                ),
-                None => format!(
-                    "org tokens cannot use the permission '{permission}' that '{}' needs",
-                    self.name
-                ),
-            }));
-        }
-        if self.access.production {
-            self.authorize_production(principal)?;
-        }
-        if self.access.audience == Audience::Person
-            && principal.token_kind() == Some(TokenKind::Org)
-        {
-            return Err(Denial::Refused(format!(
-                "'{}' works on the caller's own tasks, and an org token acts for no one person: use a personal token, or the org-wide task tools",
-                self.name
-            )));
-        }
-        if let (Some(scope), Some(scopes)) = (self.access.scope, principal.scopes())
-            && !scopes.contains(&scope)
-        {
-            return Err(Denial::MissingScope {
-                scopes: vec![scope],
-                message: format!(
-                    "'{}' needs the token scope '{scope}', which this token lacks: authorize again (or create a token) with that scope",
-                    self.name
-                ),
-            });
-        }
-        Ok(())
-    }
-
-    fn authorize_production(&self, principal: &Principal) -> Result<(), Denial> {
-        if principal
-            .mcp_policy
-            .as_ref()
-            .is_some_and(|p| !p.allow_production)
-        {
-            return Err(Denial::Refused(format!(
-                "'{}' reaches a production system, and this organization's MCP policy does not allow production: an owner can allow it in the MCP policy",
-                self.name
-            )));
-        }
-        if !principal.permissions.contains(Permission::ProductionAccess) {
-            return Err(Denial::Refused(format!(
-                "'{}' reaches a production system, and your role does not include the permission 'production.access'; ask an admin if you need it",
-                self.name
-            )));
-        }
-        if principal.environment() == Some(Environment::Sandbox) {
-            return Err(Denial::Refused(format!(
-                "'{}' reaches a production system, and this token is restricted to the sandbox: use a token for production",
-                self.name
-            )));
-        }
-        Ok(())
     }
 
     /// Validates arguments against the input schema. The message names every

@@ -9,9 +9,8 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 use switchboard_core::{CoreError, Ctx, Principal};
-use switchboard_domain::{Permission, Scope};
 
-use crate::capability::{Access, Audience, Capability, Hints};
+use crate::capability::{Capability, Hints};
 
 /// One connection the caller is granted, with its upstream tools as
 /// capabilities (the allow and deny lists and the admin's overrides
@@ -168,13 +167,7 @@ fn capability_of(
         input.clone(),
         output,
         hints,
-        Access {
-            permission: Some(Permission::ConnectionsUse),
-            scope: Some(Scope::ConnectionsUse),
-            writes: !read_only,
-            audience: Audience::Anyone,
-            production,
-        },
+        switchboard_core::access::ops::upstream_tool(read_only, production, hints.destructive),
     )?;
     Ok(cap.with_upstream_name(&t.name))
 }
@@ -375,11 +368,11 @@ mod tests {
         );
         let get = &c.tools["get"];
         assert_eq!(get.name, "crm/get");
-        assert!(!get.access.writes);
+        assert!(!get.operation.writes);
         assert!(get.hints.read_only);
         assert_eq!(get.description, "Reads a thing");
         let claims = &c.tools["claims"];
-        assert!(claims.access.writes);
+        assert!(claims.operation.writes);
         assert!(!claims.hints.read_only);
         assert_eq!(claims.upstream_name.as_deref(), Some("claims"));
     }
@@ -406,7 +399,7 @@ mod tests {
             vec![entry("a", None), entry("b", None), entry("c", None), bad],
         );
         assert_eq!(c.tools.keys().collect::<Vec<_>>(), vec!["a"]);
-        assert!(c.tools["a"].access.production);
+        assert!(c.tools["a"].operation.production);
         assert_eq!(c.hidden.len(), 1);
         assert_eq!(c.hidden[0].0, "bad");
     }

@@ -15,7 +15,7 @@ mod connections;
 mod org;
 mod registry;
 
-pub use capability::{Access, Audience, Capability, Denial, Hints, JsonObject};
+pub use capability::{Capability, Denial, Hints, JsonObject};
 pub use connections::{
     About, CallerChannel, CatalogEntry, ConnectionCapabilities, ConnectionSource, ForwardError,
     ListChange, ListKind, MAX_TOOL_NAME, ToolRules, tool_problem,

@@ -5,6 +5,9 @@
 //! transaction, and applies every domain rule (seats, domains, last owner,
 //! nobody grants above their own).
 
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use schemars::JsonSchema;
@@ -12,6 +15,7 @@ use schemars::generate::SchemaSettings;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use switchboard_core::access::{Operation, ops};
 use switchboard_core::members::{AddTeamMember, ChangeRole, CreateInvitation, CreateTeam};
 use switchboard_core::orgs::UpdateOrg;
 use switchboard_core::views::{
@@ -20,14 +24,15 @@ use switchboard_core::views::{
 };
 use switchboard_core::work::{CreateCommitEntry, TaskQuery, TaskReach, UpdateTask};
 use switchboard_core::{Core, CoreError, Ctx, PageRequest};
-use switchboard_domain::{Permission, Scope, TokenKind};
+use switchboard_domain::TokenKind;
 
-use crate::capability::{Access, Audience, Capability, Hints, JsonObject};
+use crate::capability::{Capability, Hints, JsonObject};
 use crate::registry::Provider;
 
 /// The built-in provider of the org's own tools.
 pub struct OrgTools {
     tools: Vec<Arc<Capability>>,
+    runs: HashMap<&'static str, Run>,
     /// Page size of list tools when the caller gives no `limit`.
     default_limit: u32,
 }
@@ -352,266 +357,576 @@ fn schema<T: JsonSchema>(serialize: bool) -> JsonObject {
     obj
 }
 
-const READ: Hints = Hints {
-    read_only: true,
-    destructive: false,
-    idempotent: true,
-    open_world: false,
-};
-const WRITE: Hints = Hints {
-    read_only: false,
-    destructive: false,
-    idempotent: false,
-    open_world: false,
-};
-const UPDATE: Hints = Hints {
-    read_only: false,
-    destructive: false,
-    idempotent: true,
-    open_world: false,
-};
-const DESTRUCTIVE: Hints = Hints {
-    read_only: false,
-    destructive: true,
-    idempotent: true,
-    open_world: false,
-};
-
-fn access(permission: Permission, scope: Scope, writes: bool) -> Access {
-    Access {
-        permission: Some(permission),
-        scope: Some(scope),
-        writes,
-        audience: Audience::Anyone,
-        production: false,
-    }
+/// What a tool's function gets: the provider (paging), the core and the
+/// request's context.
+#[derive(Clone, Copy)]
+struct Env<'a> {
+    tools: &'a OrgTools,
+    core: &'a Core,
+    ctx: Ctx<'a>,
 }
 
-struct Spec {
+type ToolFuture<'a> = Pin<Box<dyn Future<Output = Result<Value, CoreError>> + Send + 'a>>;
+/// Runs one tool with arguments its input schema admitted.
+type Run = for<'a> fn(Env<'a>, Value) -> ToolFuture<'a>;
+
+/// One declared tool.
+struct Declared {
+    operation: Operation,
     name: &'static str,
     title: &'static str,
     description: &'static str,
     input: JsonObject,
     output: JsonObject,
-    hints: Hints,
-    access: Access,
+    /// Calling it twice with the same arguments changes nothing more.
+    idempotent: bool,
+    run: Run,
 }
 
-fn spec<I: JsonSchema, O: JsonSchema>(
+fn tool<I: JsonSchema, O: JsonSchema>(
+    operation: Operation,
     name: &'static str,
     title: &'static str,
     description: &'static str,
-    hints: Hints,
-    access: Access,
-) -> Spec {
-    Spec {
+    idempotent: bool,
+    run: Run,
+) -> Declared {
+    Declared {
+        operation,
         name,
         title,
         description,
         input: schema::<I>(false),
         output: schema::<O>(true),
-        hints,
-        access,
+        idempotent,
+        run,
     }
 }
 
-fn specs() -> Vec<Spec> {
-    use Permission as P;
-    use Scope as S;
-    let person = |mut a: Access| {
-        a.audience = Audience::Person;
-        a
-    };
+impl Declared {
+    /// The MCP annotations follow the declared rules (hints for clients).
+    fn hints(&self) -> Hints {
+        Hints {
+            read_only: !self.operation.writes,
+            destructive: self.operation.destructive,
+            idempotent: self.idempotent,
+            open_world: false,
+        }
+    }
+}
+
+/// Every first-party tool, declared once: its operation (the access rules
+/// the access module decides on), what clients see, and what runs it.
+fn declare() -> Vec<Declared> {
     vec![
-        spec::<NoArgs, WhoAmI>(
+        tool::<NoArgs, WhoAmI>(
+            ops::WHOAMI,
             "whoami",
             "Who am I",
             "Who this agent acts as: the account, the organization, the role, the token kind and scopes, the environment and the org's MCP policy. Always allowed.",
-            READ,
-            Access {
-                permission: None,
-                scope: None,
-                writes: false,
-                audience: Audience::Anyone,
-                production: false,
+            true,
+            |e, _args| {
+                Box::pin(async move {
+                    let ctx = e.ctx;
+                    // Everything is in the principal, rebuilt from the database
+                    // for this request: no further query.
+                    let p = ctx.principal;
+                    let policy = p.mcp_policy.unwrap_or_default();
+                    out(WhoAmI {
+                        account: WhoAccount {
+                            id: p.account_id.clone(),
+                            email: p.email.clone(),
+                            display_name: p.display_name.clone(),
+                        },
+                        org: WhoOrg {
+                            id: p.org_id.clone(),
+                            slug: p.org_slug.clone(),
+                            name: p.org_name.clone(),
+                        },
+                        membership_id: p.membership_id.clone(),
+                        role: p.role_name.clone(),
+                        token_kind: p.token_kind().map(|k| k.as_str().to_owned()),
+                        scopes: p
+                            .scopes()
+                            .map(|s| s.iter().map(|x| x.as_str().to_owned()).collect())
+                            .unwrap_or_default(),
+                        environment: p.environment().map(|e| e.as_str().to_owned()),
+                        mcp_policy: WhoPolicy {
+                            mcp_enabled: policy.enabled,
+                            allow_write: policy.allow_write,
+                            allow_production: policy.allow_production,
+                        },
+                    })
+                })
             },
         ),
-        spec::<ListArgs, Page<MemberView>>(
+        tool::<ListArgs, Page<MemberView>>(
+            ops::MEMBER_LIST,
             "listMembers",
             "List members",
             "Lists the organization's members (active and invited) with their roles and teams, oldest first, one page at a time.",
-            READ,
-            access(P::OrgRead, S::ReadOrg, false),
+            true,
+            |e, args| {
+                Box::pin(async move {
+                    let (core, ctx) = (e.core, e.ctx);
+                    let a: ListArgs = parse(args)?;
+                    out(core
+                        .list_members(ctx, e.tools.page(a.cursor, a.limit))
+                        .await?)
+                })
+            },
         ),
-        spec::<ListArgs, Page<InvitationView>>(
+        tool::<ListArgs, Page<InvitationView>>(
+            ops::INVITATION_LIST,
             "listInvitations",
             "List invitations",
             "Lists the organization's invitations with their state (pending, accepted, revoked, expired).",
-            READ,
-            access(P::MembersInvite, S::ReadOrg, false),
+            true,
+            |e, args| {
+                Box::pin(async move {
+                    let (core, ctx) = (e.core, e.ctx);
+                    let a: ListArgs = parse(args)?;
+                    out(core
+                        .list_invitations(ctx, e.tools.page(a.cursor, a.limit))
+                        .await?)
+                })
+            },
         ),
-        spec::<InviteMemberArgs, InvitedMember>(
+        tool::<InviteMemberArgs, InvitedMember>(
+            ops::INVITATION_CREATE,
             "inviteMember",
             "Invite a member",
             "Invites someone by email with a role (default `member`). Refused with the reason when the seat limit is reached or the email's domain is not allowed. The acceptance link goes to people only, never to agents.",
-            WRITE,
-            access(P::MembersInvite, S::WriteOrg, true),
+            false,
+            |e, args| {
+                Box::pin(async move {
+                    let (core, ctx) = (e.core, e.ctx);
+                    let a: InviteMemberArgs = parse(args)?;
+                    let created = core
+                        .create_invitation(
+                            ctx,
+                            CreateInvitation {
+                                email: a.email,
+                                role: a.role,
+                                team_ids: a.team_ids.unwrap_or_default(),
+                            },
+                        )
+                        .await?;
+                    out(InvitedMember {
+                invitation: created.invitation,
+                note: "The invitation exists. Its acceptance link is shown only to people (the dashboard or the REST API), never to an agent.".into(),
+            })
+                })
+            },
         ),
-        spec::<InvitationIdArgs, Done>(
+        tool::<InvitationIdArgs, Done>(
+            ops::INVITATION_REVOKE,
             "revokeInvitation",
             "Revoke an invitation",
             "Revokes a pending invitation; its link stops working at once.",
-            DESTRUCTIVE,
-            access(P::MembersInvite, S::WriteOrg, true),
+            true,
+            |e, args| {
+                Box::pin(async move {
+                    let (core, ctx) = (e.core, e.ctx);
+                    let a: InvitationIdArgs = parse(args)?;
+                    core.revoke_invitation(ctx, &a.invitation_id).await?;
+                    out(Done {
+                        ok: true,
+                        message: format!("invitation {} revoked", a.invitation_id),
+                    })
+                })
+            },
         ),
-        spec::<UpdateAllowedDomainsArgs, OrgView>(
+        tool::<UpdateAllowedDomainsArgs, OrgView>(
+            ops::ORG_UPDATE,
             "updateAllowedDomains",
             "Update allowed email domains",
             "Replaces the list of email domains invitations may go to (an empty list allows any domain).",
-            UPDATE,
-            access(P::MembersManage, S::WriteOrg, true),
+            true,
+            |e, args| {
+                Box::pin(async move {
+                    let (core, ctx) = (e.core, e.ctx);
+                    let a: UpdateAllowedDomainsArgs = parse(args)?;
+                    let input = UpdateOrg {
+                        allowed_email_domains: Some(a.domains),
+                        ..Default::default()
+                    };
+                    out(core.update_org(ctx, input).await?)
+                })
+            },
         ),
-        spec::<ChangeMemberRoleArgs, MemberView>(
+        tool::<ChangeMemberRoleArgs, MemberView>(
+            ops::MEMBER_CHANGE_ROLE,
             "changeMemberRole",
             "Change a member's role",
             "Gives a member another role. Nobody grants a role above their own, and the last owner cannot be demoted.",
-            DESTRUCTIVE,
-            access(P::MembersManage, S::WriteOrg, true),
+            true,
+            |e, args| {
+                Box::pin(async move {
+                    let (core, ctx) = (e.core, e.ctx);
+                    let a: ChangeMemberRoleArgs = parse(args)?;
+                    out(core
+                        .change_member_role(ctx, &a.membership_id, ChangeRole { role: a.role })
+                        .await?)
+                })
+            },
         ),
-        spec::<MembershipIdArgs, Done>(
+        tool::<MembershipIdArgs, Done>(
+            ops::MEMBER_REMOVE,
             "removeMember",
             "Remove a member",
             "Removes a member from the organization and revokes their tokens. The last owner cannot be removed.",
-            DESTRUCTIVE,
-            access(P::MembersManage, S::WriteOrg, true),
+            true,
+            |e, args| {
+                Box::pin(async move {
+                    let (core, ctx) = (e.core, e.ctx);
+                    let a: MembershipIdArgs = parse(args)?;
+                    core.remove_member(ctx, &a.membership_id).await?;
+                    out(Done {
+                        ok: true,
+                        message: format!(
+                            "member {} removed; their tokens are revoked",
+                            a.membership_id
+                        ),
+                    })
+                })
+            },
         ),
-        spec::<NoArgs, UsableConnections>(
+        tool::<NoArgs, UsableConnections>(
+            ops::CONNECTION_LIST_USABLE,
             "list_connections",
             "List connections",
             "Lists the external MCP servers (connections) you may use, each with the URL of its virtual server (add it to your MCP client to use its tools directly), its health and how many tools it offers.",
-            READ,
-            access(P::ConnectionsUse, S::ConnectionsUse, false),
+            true,
+            |e, args| {
+                Box::pin(async move {
+                    let (core, ctx) = (e.core, e.ctx);
+                    let _: NoArgs = parse(args)?;
+                    let base = core.config().public_url.trim_end_matches('/').to_owned();
+                    let items = core
+                        .list_connections(
+                            ctx,
+                            switchboard_core::connections::ConnectionScope::Usable,
+                        )
+                        .await?
+                        .into_iter()
+                        .map(|c| UsableConnection {
+                            server_url: format!("{base}/mcp/servers/{}", c.slug),
+                            slug: c.slug,
+                            name: c.name,
+                            description: c.description,
+                            health: c.health,
+                            tool_count: c.tool_count,
+                        })
+                        .collect();
+                    out(UsableConnections { items })
+                })
+            },
         ),
-        spec::<ListArgs, Page<TeamView>>(
+        tool::<ListArgs, Page<TeamView>>(
+            ops::TEAM_LIST,
             "listTeams",
             "List teams",
             "Lists the organization's teams with their member counts.",
-            READ,
-            access(P::OrgRead, S::ReadOrg, false),
+            true,
+            |e, args| {
+                Box::pin(async move {
+                    let (core, ctx) = (e.core, e.ctx);
+                    let a: ListArgs = parse(args)?;
+                    out(core
+                        .list_teams(ctx, e.tools.page(a.cursor, a.limit))
+                        .await?)
+                })
+            },
         ),
-        spec::<CreateTeamArgs, TeamView>(
+        tool::<CreateTeamArgs, TeamView>(
+            ops::TEAM_CREATE,
             "createTeam",
             "Create a team",
             "Creates a team (names are unique within the organization).",
-            WRITE,
-            access(P::TeamsManage, S::WriteOrg, true),
+            false,
+            |e, args| {
+                Box::pin(async move {
+                    let (core, ctx) = (e.core, e.ctx);
+                    let a: CreateTeamArgs = parse(args)?;
+                    out(core
+                        .create_team(
+                            ctx,
+                            CreateTeam {
+                                name: a.name,
+                                description: a.description.unwrap_or_default(),
+                            },
+                        )
+                        .await?)
+                })
+            },
         ),
-        spec::<TeamMemberArgs, Done>(
+        tool::<TeamMemberArgs, Done>(
+            ops::TEAM_ADD_MEMBER,
             "addTeamMember",
             "Add a team member",
             "Adds an active member to a team. Someone whose invitation is still pending cannot be added until they accept.",
-            UPDATE,
-            access(P::TeamsManage, S::WriteOrg, true),
+            true,
+            |e, args| {
+                Box::pin(async move {
+                    let (core, ctx) = (e.core, e.ctx);
+                    let a: TeamMemberArgs = parse(args)?;
+                    core.add_team_member(
+                        ctx,
+                        &a.team_id,
+                        AddTeamMember {
+                            membership_id: a.membership_id.clone(),
+                        },
+                    )
+                    .await?;
+                    out(Done {
+                        ok: true,
+                        message: format!("member {} added to team {}", a.membership_id, a.team_id),
+                    })
+                })
+            },
         ),
-        spec::<TeamMemberArgs, Done>(
+        tool::<TeamMemberArgs, Done>(
+            ops::TEAM_REMOVE_MEMBER,
             "removeTeamMember",
             "Remove a team member",
             "Removes a member from a team (they stay in the organization).",
-            DESTRUCTIVE,
-            access(P::TeamsManage, S::WriteOrg, true),
+            true,
+            |e, args| {
+                Box::pin(async move {
+                    let (core, ctx) = (e.core, e.ctx);
+                    let a: TeamMemberArgs = parse(args)?;
+                    core.remove_team_member(ctx, &a.team_id, &a.membership_id)
+                        .await?;
+                    out(Done {
+                        ok: true,
+                        message: format!(
+                            "member {} removed from team {}",
+                            a.membership_id, a.team_id
+                        ),
+                    })
+                })
+            },
         ),
-        spec::<ListMyTasksArgs, Page<TaskView>>(
+        tool::<ListMyTasksArgs, Page<TaskView>>(
+            ops::LIST_MY_TASKS,
             "listMyTasks",
             "List my tasks",
             "Lists the tasks assigned to the caller, optionally in one status.",
-            READ,
-            person(access(P::TasksRead, S::ReadTasks, false)),
+            true,
+            |e, args| {
+                Box::pin(async move {
+                    let (core, ctx) = (e.core, e.ctx);
+                    let a: ListMyTasksArgs = parse(args)?;
+                    let q = TaskQuery {
+                        status: a.status.map(|s| s.as_str().to_owned()),
+                        assignee: Some("me".into()),
+                        ..Default::default()
+                    };
+                    out(core
+                        .list_tasks(ctx, q, e.tools.page(a.cursor, a.limit))
+                        .await?)
+                })
+            },
         ),
-        spec::<ListTasksByReqArgs, Page<TaskView>>(
+        tool::<ListTasksByReqArgs, Page<TaskView>>(
+            ops::TASK_LIST,
             "listTasksByReq",
             "List tasks by requirement",
             "Lists the tasks linked to a requirement. With a personal token: only the caller's own tasks; with an org token: all of them.",
-            READ,
-            access(P::TasksRead, S::ReadTasks, false),
+            true,
+            |e, args| {
+                Box::pin(async move {
+                    let (core, ctx) = (e.core, e.ctx);
+                    let a: ListTasksByReqArgs = parse(args)?;
+                    // A requirement that does not exist is an error, not an empty list.
+                    core.get_requirement_for_tasks(ctx, &a.requirement_id)
+                        .await?;
+                    let q = TaskQuery {
+                        status: a.status.map(|s| s.as_str().to_owned()),
+                        requirement_id: Some(a.requirement_id),
+                        assignee: (reach(ctx) == TaskReach::Own).then(|| "me".to_owned()),
+                        ..Default::default()
+                    };
+                    out(core
+                        .list_tasks(ctx, q, e.tools.page(a.cursor, a.limit))
+                        .await?)
+                })
+            },
         ),
-        spec::<UpdateTaskStatusArgs, TaskView>(
+        tool::<UpdateTaskStatusArgs, TaskView>(
+            ops::TASK_UPDATE,
             "updateTaskStatus",
             "Update a task's status",
             "Moves a task one step along TODO → IN_PROGRESS → IN_REVIEW → DONE (or one step back). With a personal token: only the caller's own tasks.",
-            UPDATE,
-            access(P::TasksWrite, S::WriteTasks, true),
+            true,
+            |e, args| {
+                Box::pin(async move {
+                    let (core, ctx) = (e.core, e.ctx);
+                    let a: UpdateTaskStatusArgs = parse(args)?;
+                    let input = UpdateTask {
+                        status: Some(a.status.as_str().to_owned()),
+                        ..Default::default()
+                    };
+                    out(core
+                        .update_task_within(ctx, &a.task_id, input, reach(ctx))
+                        .await?)
+                })
+            },
         ),
-        spec::<CreateCommitEntryArgs, CommitEntryView>(
+        tool::<CreateCommitEntryArgs, CommitEntryView>(
+            ops::COMMIT_ENTRY_CREATE,
             "createCommitEntry",
             "Record a commit on a task",
             "Records a commit (message, optional hash and reason) against a task. With a personal token: only the caller's own tasks.",
-            WRITE,
-            access(P::TasksWrite, S::WriteCommits, true),
+            false,
+            |e, args| {
+                Box::pin(async move {
+                    let (core, ctx) = (e.core, e.ctx);
+                    let a: CreateCommitEntryArgs = parse(args)?;
+                    let input = CreateCommitEntry {
+                        message: a.message,
+                        commit_hash: a.commit_hash,
+                        reason: a.reason,
+                    };
+                    out(core
+                        .create_commit_entry_within(ctx, &a.task_id, input, reach(ctx))
+                        .await?)
+                })
+            },
         ),
-        spec::<ListArgs, Page<ProjectView>>(
+        tool::<ListArgs, Page<ProjectView>>(
+            ops::PROJECT_LIST,
             "listProjects",
             "List projects",
             "Lists the organization's projects.",
-            READ,
-            access(P::TasksRead, S::ReadTasks, false),
+            true,
+            |e, args| {
+                Box::pin(async move {
+                    let (core, ctx) = (e.core, e.ctx);
+                    let a: ListArgs = parse(args)?;
+                    out(core
+                        .list_projects(ctx, e.tools.page(a.cursor, a.limit))
+                        .await?)
+                })
+            },
         ),
-        spec::<ListTasksArgs, Page<TaskView>>(
+        tool::<ListTasksArgs, Page<TaskView>>(
+            ops::TASK_LIST,
             "listTasks",
             "List tasks",
             "Lists the organization's tasks, filtered by project, status, assignee or requirement.",
-            READ,
-            access(P::TasksRead, S::ReadTasks, false),
+            true,
+            |e, args| {
+                Box::pin(async move {
+                    let (core, ctx) = (e.core, e.ctx);
+                    let a: ListTasksArgs = parse(args)?;
+                    let q = TaskQuery {
+                        project_id: a.project_id,
+                        status: a.status.map(|s| s.as_str().to_owned()),
+                        assignee: a.assignee,
+                        requirement_id: a.requirement_id,
+                    };
+                    out(core
+                        .list_tasks(ctx, q, e.tools.page(a.cursor, a.limit))
+                        .await?)
+                })
+            },
         ),
-        spec::<TaskIdArgs, TaskView>(
+        tool::<TaskIdArgs, TaskView>(
+            ops::TASK_GET,
             "getTask",
             "Get a task",
             "One task with its assignees and linked requirements.",
-            READ,
-            access(P::TasksRead, S::ReadTasks, false),
+            true,
+            |e, args| {
+                Box::pin(async move {
+                    let (core, ctx) = (e.core, e.ctx);
+                    let a: TaskIdArgs = parse(args)?;
+                    out(core.get_task(ctx, &a.task_id).await?)
+                })
+            },
         ),
-        spec::<UpdateTaskArgs, TaskView>(
+        tool::<UpdateTaskArgs, TaskView>(
+            ops::TASK_UPDATE,
             "updateTask",
             "Update a task",
             "Changes any task's title, description, priority, status (one step) or assignees.",
-            UPDATE,
-            access(P::TasksWrite, S::WriteTasks, true),
+            true,
+            |e, args| {
+                Box::pin(async move {
+                    let (core, ctx) = (e.core, e.ctx);
+                    let a: UpdateTaskArgs = parse(args)?;
+                    let input = UpdateTask {
+                        title: a.title,
+                        description: a.description,
+                        priority: a.priority.map(|p| p.as_str().to_owned()),
+                        status: a.status.map(|s| s.as_str().to_owned()),
+                        assignee_ids: a.assignee_ids,
+                    };
+                    out(core.update_task(ctx, &a.task_id, input).await?)
+                })
+            },
         ),
-        spec::<ListRequirementsArgs, Page<RequirementView>>(
+        tool::<ListRequirementsArgs, Page<RequirementView>>(
+            ops::REQUIREMENT_LIST,
             "listRequirements",
             "List requirements",
             "Lists requirements (title and full text), optionally of one project.",
-            READ,
-            access(P::TasksRead, S::ReadRequirements, false),
+            true,
+            |e, args| {
+                Box::pin(async move {
+                    let (core, ctx) = (e.core, e.ctx);
+                    let a: ListRequirementsArgs = parse(args)?;
+                    out(core
+                        .list_requirements(
+                            ctx,
+                            a.project_id.as_deref(),
+                            e.tools.page(a.cursor, a.limit),
+                        )
+                        .await?)
+                })
+            },
         ),
-        spec::<RequirementIdArgs, RequirementView>(
+        tool::<RequirementIdArgs, RequirementView>(
+            ops::REQUIREMENT_GET,
             "getRequirement",
             "Get a requirement",
             "One requirement with its full text.",
-            READ,
-            access(P::TasksRead, S::ReadRequirements, false),
+            true,
+            |e, args| {
+                Box::pin(async move {
+                    let (core, ctx) = (e.core, e.ctx);
+                    let a: RequirementIdArgs = parse(args)?;
+                    out(core.get_requirement(ctx, &a.requirement_id).await?)
+                })
+            },
         ),
     ]
 }
 
 impl OrgTools {
     pub fn new(default_limit: u32) -> Result<Self, String> {
-        let tools = specs()
-            .into_iter()
-            .map(|s| {
-                Capability::new(
-                    s.name,
-                    s.title,
-                    s.description,
-                    s.input,
-                    Some(s.output),
-                    s.hints,
-                    s.access,
-                )
-                .map(Arc::new)
-            })
-            .collect::<Result<_, _>>()?;
+        let mut tools = Vec::new();
+        let mut runs = HashMap::new();
+        for d in declare() {
+            let capability = Capability::new(
+                d.name,
+                d.title,
+                d.description,
+                d.input.clone(),
+                Some(d.output.clone()),
+                d.hints(),
+                d.operation,
+            )?;
+            tools.push(Arc::new(capability));
+            if runs.insert(d.name, d.run).is_some() {
+                return Err(format!("the tool '{}' is declared twice", d.name));
+            }
+        }
         Ok(OrgTools {
             tools,
+            runs,
             default_limit,
         })
     }
@@ -656,250 +971,21 @@ impl Provider for OrgTools {
         capability: &Capability,
         args: Value,
     ) -> Result<Value, CoreError> {
-        match capability.name.as_str() {
-            "whoami" => {
-                // Everything is in the principal, rebuilt from the database
-                // for this request: no further query.
-                let p = ctx.principal;
-                let policy = p.mcp_policy.unwrap_or_default();
-                out(WhoAmI {
-                    account: WhoAccount {
-                        id: p.account_id.clone(),
-                        email: p.email.clone(),
-                        display_name: p.display_name.clone(),
-                    },
-                    org: WhoOrg {
-                        id: p.org_id.clone(),
-                        slug: p.org_slug.clone(),
-                        name: p.org_name.clone(),
-                    },
-                    membership_id: p.membership_id.clone(),
-                    role: p.role_name.clone(),
-                    token_kind: p.token_kind().map(|k| k.as_str().to_owned()),
-                    scopes: p
-                        .scopes()
-                        .map(|s| s.iter().map(|x| x.as_str().to_owned()).collect())
-                        .unwrap_or_default(),
-                    environment: p.environment().map(|e| e.as_str().to_owned()),
-                    mcp_policy: WhoPolicy {
-                        mcp_enabled: policy.enabled,
-                        allow_write: policy.allow_write,
-                        allow_production: policy.allow_production,
-                    },
-                })
-            }
-            "listMembers" => {
-                let a: ListArgs = parse(args)?;
-                out(core.list_members(ctx, self.page(a.cursor, a.limit)).await?)
-            }
-            "listInvitations" => {
-                let a: ListArgs = parse(args)?;
-                out(core
-                    .list_invitations(ctx, self.page(a.cursor, a.limit))
-                    .await?)
-            }
-            "inviteMember" => {
-                let a: InviteMemberArgs = parse(args)?;
-                let created = core
-                    .create_invitation(
-                        ctx,
-                        CreateInvitation {
-                            email: a.email,
-                            role: a.role,
-                            team_ids: a.team_ids.unwrap_or_default(),
-                        },
-                    )
-                    .await?;
-                out(InvitedMember {
-                    invitation: created.invitation,
-                    note: "The invitation exists. Its acceptance link is shown only to people (the dashboard or the REST API), never to an agent.".into(),
-                })
-            }
-            "revokeInvitation" => {
-                let a: InvitationIdArgs = parse(args)?;
-                core.revoke_invitation(ctx, &a.invitation_id).await?;
-                out(Done {
-                    ok: true,
-                    message: format!("invitation {} revoked", a.invitation_id),
-                })
-            }
-            "updateAllowedDomains" => {
-                let a: UpdateAllowedDomainsArgs = parse(args)?;
-                let input = UpdateOrg {
-                    allowed_email_domains: Some(a.domains),
-                    ..Default::default()
-                };
-                out(core.update_org(ctx, input).await?)
-            }
-            "changeMemberRole" => {
-                let a: ChangeMemberRoleArgs = parse(args)?;
-                out(core
-                    .change_member_role(ctx, &a.membership_id, ChangeRole { role: a.role })
-                    .await?)
-            }
-            "removeMember" => {
-                let a: MembershipIdArgs = parse(args)?;
-                core.remove_member(ctx, &a.membership_id).await?;
-                out(Done {
-                    ok: true,
-                    message: format!(
-                        "member {} removed; their tokens are revoked",
-                        a.membership_id
-                    ),
-                })
-            }
-            "list_connections" => {
-                let _: NoArgs = parse(args)?;
-                let base = core.config().public_url.trim_end_matches('/').to_owned();
-                let items = core
-                    .list_connections(ctx, switchboard_core::connections::ConnectionScope::Usable)
-                    .await?
-                    .into_iter()
-                    .map(|c| UsableConnection {
-                        server_url: format!("{base}/mcp/servers/{}", c.slug),
-                        slug: c.slug,
-                        name: c.name,
-                        description: c.description,
-                        health: c.health,
-                        tool_count: c.tool_count,
-                    })
-                    .collect();
-                out(UsableConnections { items })
-            }
-            "listTeams" => {
-                let a: ListArgs = parse(args)?;
-                out(core.list_teams(ctx, self.page(a.cursor, a.limit)).await?)
-            }
-            "createTeam" => {
-                let a: CreateTeamArgs = parse(args)?;
-                out(core
-                    .create_team(
-                        ctx,
-                        CreateTeam {
-                            name: a.name,
-                            description: a.description.unwrap_or_default(),
-                        },
-                    )
-                    .await?)
-            }
-            "addTeamMember" => {
-                let a: TeamMemberArgs = parse(args)?;
-                core.add_team_member(
-                    ctx,
-                    &a.team_id,
-                    AddTeamMember {
-                        membership_id: a.membership_id.clone(),
-                    },
-                )
-                .await?;
-                out(Done {
-                    ok: true,
-                    message: format!("member {} added to team {}", a.membership_id, a.team_id),
-                })
-            }
-            "removeTeamMember" => {
-                let a: TeamMemberArgs = parse(args)?;
-                core.remove_team_member(ctx, &a.team_id, &a.membership_id)
-                    .await?;
-                out(Done {
-                    ok: true,
-                    message: format!("member {} removed from team {}", a.membership_id, a.team_id),
-                })
-            }
-            "listMyTasks" => {
-                let a: ListMyTasksArgs = parse(args)?;
-                let q = TaskQuery {
-                    status: a.status.map(|s| s.as_str().to_owned()),
-                    assignee: Some("me".into()),
-                    ..Default::default()
-                };
-                out(core
-                    .list_tasks(ctx, q, self.page(a.cursor, a.limit))
-                    .await?)
-            }
-            "listTasksByReq" => {
-                let a: ListTasksByReqArgs = parse(args)?;
-                // A requirement that does not exist is an error, not an empty list.
-                core.get_requirement_for_tasks(ctx, &a.requirement_id)
-                    .await?;
-                let q = TaskQuery {
-                    status: a.status.map(|s| s.as_str().to_owned()),
-                    requirement_id: Some(a.requirement_id),
-                    assignee: (reach(ctx) == TaskReach::Own).then(|| "me".to_owned()),
-                    ..Default::default()
-                };
-                out(core
-                    .list_tasks(ctx, q, self.page(a.cursor, a.limit))
-                    .await?)
-            }
-            "updateTaskStatus" => {
-                let a: UpdateTaskStatusArgs = parse(args)?;
-                let input = UpdateTask {
-                    status: Some(a.status.as_str().to_owned()),
-                    ..Default::default()
-                };
-                out(core
-                    .update_task_within(ctx, &a.task_id, input, reach(ctx))
-                    .await?)
-            }
-            "createCommitEntry" => {
-                let a: CreateCommitEntryArgs = parse(args)?;
-                let input = CreateCommitEntry {
-                    message: a.message,
-                    commit_hash: a.commit_hash,
-                    reason: a.reason,
-                };
-                out(core
-                    .create_commit_entry_within(ctx, &a.task_id, input, reach(ctx))
-                    .await?)
-            }
-            "listProjects" => {
-                let a: ListArgs = parse(args)?;
-                out(core
-                    .list_projects(ctx, self.page(a.cursor, a.limit))
-                    .await?)
-            }
-            "listTasks" => {
-                let a: ListTasksArgs = parse(args)?;
-                let q = TaskQuery {
-                    project_id: a.project_id,
-                    status: a.status.map(|s| s.as_str().to_owned()),
-                    assignee: a.assignee,
-                    requirement_id: a.requirement_id,
-                };
-                out(core
-                    .list_tasks(ctx, q, self.page(a.cursor, a.limit))
-                    .await?)
-            }
-            "getTask" => {
-                let a: TaskIdArgs = parse(args)?;
-                out(core.get_task(ctx, &a.task_id).await?)
-            }
-            "updateTask" => {
-                let a: UpdateTaskArgs = parse(args)?;
-                let input = UpdateTask {
-                    title: a.title,
-                    description: a.description,
-                    priority: a.priority.map(|p| p.as_str().to_owned()),
-                    status: a.status.map(|s| s.as_str().to_owned()),
-                    assignee_ids: a.assignee_ids,
-                };
-                out(core.update_task(ctx, &a.task_id, input).await?)
-            }
-            "listRequirements" => {
-                let a: ListRequirementsArgs = parse(args)?;
-                out(core
-                    .list_requirements(ctx, a.project_id.as_deref(), self.page(a.cursor, a.limit))
-                    .await?)
-            }
-            "getRequirement" => {
-                let a: RequirementIdArgs = parse(args)?;
-                out(core.get_requirement(ctx, &a.requirement_id).await?)
-            }
-            other => Err(CoreError::Internal(format!(
-                "the org provider has no handler for '{other}'"
-            ))),
-        }
+        let Some(run) = self.runs.get(capability.name.as_str()) else {
+            return Err(CoreError::Internal(format!(
+                "the org provider has no tool '{}'",
+                capability.name
+            )));
+        };
+        run(
+            Env {
+                tools: self,
+                core,
+                ctx,
+            },
+            args,
+        )
+        .await
     }
 }
 

@@ -12,6 +12,7 @@ use switchboard_storage::{
     self as storage, AccountRow, Conn, Db, MembershipRow, OrgRow, RoleRow, SessionRow,
 };
 
+use crate::access::ops;
 use crate::audit::{AuditEntry, DirectEvent};
 use crate::password::{hash_password, verify_password};
 use crate::principal_cache::CachedToken;
@@ -443,7 +444,7 @@ impl Core {
         };
         self.write(
             ctx,
-            AuditEntry::new("session.sign_out", None, json!({})),
+            AuditEntry::new(&ops::SIGN_OUT, None, json!({})),
             async |conn, _| {
                 storage::delete_session(&mut *conn, session_id).await?;
                 Ok(())
@@ -474,7 +475,7 @@ impl Core {
         input: CreateOrg,
     ) -> Result<OrgSummary, CoreError> {
         let p = ctx.principal;
-        p.require_interactive("creating an organization")?;
+        self.authorize(ctx, &ops::ORG_CREATE, None).await?;
         if self.config.org_creation == crate::OrgCreation::Operators
             && !matches!(p.credential, Credential::Cli)
             && !storage::is_instance_operator(self.db.pool(), &p.account_id).await?
@@ -482,7 +483,7 @@ impl Core {
             let refusal = CoreError::Forbidden(
                 "creating organizations is limited to this instance's operators (instance.org_creation = operators): ask an operator to create it, or to allow anyone".into(),
             );
-            self.check_read(ctx, "org.create", None, Err(refusal))
+            self.refuse_audited(ctx, &ops::ORG_CREATE, None, Err(refusal))
                 .await?;
         }
         validate_slug("slug", &input.slug)?;
@@ -793,11 +794,7 @@ impl Core {
         // Audited in the organization being left.
         self.write(
             ctx,
-            AuditEntry::new(
-                "session.switch_org",
-                Some(&org.id),
-                json!({"org": org.slug}),
-            ),
+            AuditEntry::new(&ops::SWITCH_ORG, Some(&org.id), json!({"org": org.slug})),
             async |conn, _| {
                 storage::set_session_org(&mut *conn, session_id, &org.id).await?;
                 Ok(())
@@ -813,7 +810,6 @@ impl Core {
         current: &str,
         new: &str,
     ) -> Result<(), CoreError> {
-        ctx.principal.require_interactive("changing a password")?;
         validate_password("new_password", new)?;
         let account = storage::account_by_id(self.db.pool(), &ctx.principal.account_id)
             .await?
@@ -828,7 +824,7 @@ impl Core {
         };
         self.write(
             ctx,
-            AuditEntry::new("account.change_password", Some(&account.id), json!({})),
+            AuditEntry::new(&ops::PASSWORD_CHANGE, Some(&account.id), json!({})),
             async |conn, _| {
                 storage::set_password(&mut *conn, &account.id, &hash, ctx.meta.now_ms).await?;
                 storage::delete_other_sessions(&mut *conn, &account.id, &keep).await?;

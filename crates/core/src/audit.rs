@@ -5,6 +5,8 @@
 use serde_json::{Map, Value};
 use switchboard_storage::{self as storage, AuditRow, Conn, Db};
 
+use crate::access::ops;
+use crate::access::{Facts, Operation, decide};
 use crate::views::{AuditEventView, Page};
 use crate::{Core, CoreError, Ctx, RequestMeta};
 
@@ -62,23 +64,36 @@ impl Outcome {
     }
 }
 
-/// What a change records about itself.
+/// What a change records about itself: the declared operation (its id is
+/// the audit action), its target and an argument summary.
 #[derive(Debug, Clone)]
 pub(crate) struct AuditEntry {
-    pub action: &'static str,
+    pub op: &'static Operation,
     pub target: Option<String>,
     pub args: Value,
 }
 
 impl AuditEntry {
-    pub fn new(action: &'static str, target: Option<&str>, args: Value) -> Self {
+    pub fn new(op: &'static Operation, target: Option<&str>, args: Value) -> Self {
         AuditEntry {
-            action,
+            op,
             target: target.map(str::to_owned),
             args,
         }
     }
+
+    /// The event of a request that changed nothing (no operation of its
+    /// own: an MCP request is recorded under its method or tool).
+    fn request(target: Option<&str>) -> Self {
+        AuditEntry::new(&REQUEST, target, Value::Object(Map::new()))
+    }
 }
+
+/// Stands for "no use case": the row's action then comes from the MCP call.
+static REQUEST: Operation = Operation {
+    id: "",
+    ..crate::access::ops::WHOAMI
+};
 
 /// Keys whose values are never recorded.
 const SECRET_KEYS: [&str; 8] = [
@@ -183,8 +198,8 @@ fn row(
                 Value::Null => Map::new(),
                 other => Map::from_iter([("arguments".to_owned(), other)]),
             };
-            if !entry.action.is_empty() {
-                args.insert("operation".into(), Value::String(entry.action.to_owned()));
+            if !entry.op.id.is_empty() {
+                args.insert("operation".into(), Value::String(entry.op.id.to_owned()));
             }
             let action = call.tool.as_deref().unwrap_or(&call.method);
             (
@@ -193,7 +208,7 @@ fn row(
                 Value::Object(args),
             )
         }
-        None => (entry.action.to_owned(), None, summarize_args(&entry.args)),
+        None => (entry.op.id.to_owned(), None, summarize_args(&entry.args)),
     };
     if let (Some(msg), Value::Object(m)) = (message, &mut args) {
         let key = if outcome == "denied" {
@@ -235,13 +250,19 @@ fn elapsed_ms(meta: &RequestMeta) -> i64 {
 impl Core {
     /// Runs a change in one write transaction and records its audit event in
     /// that same transaction, so a change is never without its event (and a
-    /// crash loses both or neither). A refusal is recorded as `denied`.
+    /// crash loses both or neither). The entry's operation is authorized
+    /// first, before the transaction (a refused write never takes the
+    /// write lock). A refusal is recorded as `denied`.
     pub(crate) async fn write<T>(
         &self,
         ctx: Ctx<'_>,
         mut entry: AuditEntry,
         change: impl AsyncFnOnce(&mut Conn, &mut AuditEntry) -> Result<T, CoreError>,
     ) -> Result<T, CoreError> {
+        if let Err(e) = self.access_decision(ctx, entry.op).into_result() {
+            self.record_refusal(ctx, &entry, &e).await;
+            return Err(e);
+        }
         let mut tx = self.db.begin_write().await?;
         match change(&mut tx, &mut entry).await {
             Ok(value) => {
@@ -261,16 +282,44 @@ impl Core {
         }
     }
 
-    /// Checks a read's authorization, recording a refusal.
-    pub(crate) async fn check_read(
+    /// The access decision for the request's principal and surface (see
+    /// [`crate::access`]); records nothing.
+    pub(crate) fn access_decision(&self, ctx: Ctx<'_>, op: &Operation) -> crate::access::Decision {
+        decide(
+            ctx.principal,
+            op,
+            &Facts::of(ctx.principal, ctx.meta.surface),
+        )
+    }
+
+    /// Whether the request may perform `op` (records nothing: for choosing
+    /// between two views, say).
+    pub(crate) fn allows(&self, ctx: Ctx<'_>, op: &Operation) -> bool {
+        self.access_decision(ctx, op).is_allowed()
+    }
+
+    /// Authorizes a read (or any operation without its own transaction),
+    /// recording a refusal.
+    pub(crate) async fn authorize(
         &self,
         ctx: Ctx<'_>,
-        action: &'static str,
+        op: &'static Operation,
         target: Option<&str>,
-        check: Result<(), CoreError>,
     ) -> Result<(), CoreError> {
-        if let Err(e) = check {
-            let entry = AuditEntry::new(action, target, Value::Object(Map::new()));
+        self.refuse_audited(ctx, op, target, self.access_decision(ctx, op).into_result())
+            .await
+    }
+
+    /// Records `outcome` if it is a refusal of `op`, and passes it on.
+    pub(crate) async fn refuse_audited(
+        &self,
+        ctx: Ctx<'_>,
+        op: &'static Operation,
+        target: Option<&str>,
+        outcome: Result<(), CoreError>,
+    ) -> Result<(), CoreError> {
+        if let Err(e) = outcome {
+            let entry = AuditEntry::new(op, target, Value::Object(Map::new()));
             self.record_refusal(ctx, &entry, &e).await;
             return Err(e);
         }
@@ -291,7 +340,7 @@ impl Core {
         match self.audit_queue.record(r).await {
             Ok(()) => ctx.meta.mark_audited(),
             Err(err) => {
-                tracing::error!(error = %err, action = entry.action, "could not record a refusal in the audit log")
+                tracing::error!(error = %err, action = entry.op.id, "could not record a refusal in the audit log")
             }
         }
     }
@@ -311,7 +360,7 @@ impl Core {
         if ctx.meta.is_audited() {
             return Ok(());
         }
-        let entry = AuditEntry::new("", target, Value::Object(Map::new()));
+        let entry = AuditEntry::request(target);
         let r = row(
             &ctx,
             &entry,
@@ -330,14 +379,7 @@ impl Core {
         ctx: Ctx<'_>,
         q: AuditQuery,
     ) -> Result<Page<AuditEventView>, CoreError> {
-        use switchboard_domain::{Permission, Scope};
-        self.check_read(
-            ctx,
-            "audit.list",
-            None,
-            ctx.principal.require(Permission::AuditRead, Scope::ReadOrg),
-        )
-        .await?;
+        self.authorize(ctx, &ops::AUDIT_LIST, None).await?;
         let limit = i64::from(q.limit.unwrap_or(self.config.default_page_size));
         if limit < 1 || limit > i64::from(self.config.max_page_size) {
             return Err(CoreError::invalid(

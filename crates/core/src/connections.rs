@@ -12,12 +12,13 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use switchboard_domain::{Permission, Scope, validate_name, validate_slug};
+use switchboard_domain::{Permission, validate_name, validate_slug};
 use switchboard_storage::{
     self as storage, Conn, ConnectionGrantRow, ConnectionRow, ConnectionSecretRow,
 };
 use switchboard_vault::Keyring;
 
+use crate::access::ops;
 use crate::integrations::{ConfigError, Integration, Publisher};
 
 use crate::audit::AuditEntry;
@@ -586,10 +587,12 @@ impl Core {
         ctx: Ctx<'_>,
         input: CreateConnection,
     ) -> Result<ConnectionView, CoreError> {
-        let entry = AuditEntry::new("connection.create", None, create_audit_args(&input, None));
+        let entry = AuditEntry::new(
+            &ops::CONNECTION_CREATE,
+            None,
+            create_audit_args(&input, None),
+        );
         self.write(ctx, entry, async |conn, entry| {
-            ctx.principal
-                .require(Permission::ConnectionsPublish, Scope::WriteOrg)?;
             let integration = match (input.transport.as_str(), &input.command) {
                 ("stdio", Some(command)) => {
                     let args = input.args.clone().unwrap_or_default();
@@ -620,13 +623,12 @@ impl Core {
     ) -> Result<ConnectionView, CoreError> {
         let p = ctx.principal;
         let audit = AuditEntry::new(
-            "connection.create",
+            &ops::CONNECTION_CREATE,
             None,
             json!({"integration": input.integration, "slug": input.slug,
                    "settings": input.config.keys().collect::<Vec<_>>()}),
         );
         self.write(ctx, audit, async |conn, audit| {
-            p.require(Permission::ConnectionsPublish, Scope::WriteOrg)?;
             let (integration, custom) = match self.config.catalog.find(&input.integration) {
                 Some(e) => (e.clone(), false),
                 None => {
@@ -865,12 +867,11 @@ impl Core {
             .chain(input.env.iter().flatten().map(|(k, _)| format!("env:{k}")))
             .collect();
         let entry = AuditEntry::new(
-            "connection.update",
+            &ops::CONNECTION_UPDATE,
             Some(id),
             json!({"credential_names": names, "enabled": input.enabled}),
         );
         self.write(ctx, entry, async |conn, _| {
-            p.require(Permission::ConnectionsPublish, Scope::WriteOrg)?;
             let mut row = storage::connection_in_org(&mut *conn, &p.org_id, id)
                 .await?
                 .ok_or(CoreError::NotFound("connection"))?;
@@ -1003,9 +1004,8 @@ impl Core {
         let p = ctx.principal;
         self.write(
             ctx,
-            AuditEntry::new("connection.delete", Some(id), json!({})),
+            AuditEntry::new(&ops::CONNECTION_DELETE, Some(id), json!({})),
             async |conn, entry| {
-                p.require(Permission::ConnectionsPublish, Scope::WriteOrg)?;
                 let row = storage::connection_in_org(&mut *conn, &p.org_id, id)
                     .await?
                     .ok_or(CoreError::NotFound("connection"))?;
@@ -1028,17 +1028,8 @@ impl Core {
         let row = storage::connection_in_org(pool, &p.org_id, id)
             .await?
             .ok_or(CoreError::NotFound("connection"))?;
-        let admin = p
-            .require(Permission::ConnectionsPublish, Scope::ReadOrg)
-            .is_ok();
-        if !admin {
-            self.check_read(
-                ctx,
-                "connection.get",
-                Some(id),
-                p.require(Permission::ConnectionsUse, Scope::ConnectionsUse),
-            )
-            .await?;
+        if !self.allows(ctx, &ops::CONNECTION_LIST_MANAGEABLE) {
+            self.authorize(ctx, &ops::CONNECTION_GET, Some(id)).await?;
             let usable = storage::usable_connections(pool, &p.org_id, &p.membership_id).await?;
             if !usable.iter().any(|c| c.id == row.id) {
                 // Existence does not leak to those without a grant.
@@ -1059,23 +1050,13 @@ impl Core {
         let pool = self.db.pool();
         let rows = match scope {
             ConnectionScope::Usable => {
-                self.check_read(
-                    ctx,
-                    "connection.list",
-                    None,
-                    p.require(Permission::ConnectionsUse, Scope::ConnectionsUse),
-                )
-                .await?;
+                self.authorize(ctx, &ops::CONNECTION_LIST_USABLE, None)
+                    .await?;
                 storage::usable_connections(pool, &p.org_id, &p.membership_id).await?
             }
             ConnectionScope::Manageable => {
-                self.check_read(
-                    ctx,
-                    "connection.list",
-                    None,
-                    p.require(Permission::ConnectionsPublish, Scope::ReadOrg),
-                )
-                .await?;
+                self.authorize(ctx, &ops::CONNECTION_LIST_MANAGEABLE, None)
+                    .await?;
                 storage::list_connections(pool, &p.org_id).await?
             }
         };
@@ -1099,12 +1080,11 @@ impl Core {
         self.write(
             ctx,
             AuditEntry::new(
-                "connection.grant",
+                &ops::CONNECTION_GRANT,
                 Some(id),
                 json!({"kind": input.kind, "grantee": input.id}),
             ),
             async |conn, _| {
-                p.require(Permission::ConnectionsPublish, Scope::WriteOrg)?;
                 let row = storage::connection_in_org(&mut *conn, &p.org_id, id)
                     .await?
                     .ok_or(CoreError::NotFound("connection"))?;
@@ -1176,9 +1156,12 @@ impl Core {
         let p = ctx.principal;
         self.write(
             ctx,
-            AuditEntry::new("connection.ungrant", Some(id), json!({"grant": grant_id})),
+            AuditEntry::new(
+                &ops::CONNECTION_UNGRANT,
+                Some(id),
+                json!({"grant": grant_id}),
+            ),
             async |conn, _| {
-                p.require(Permission::ConnectionsPublish, Scope::WriteOrg)?;
                 let row = storage::connection_in_org(&mut *conn, &p.org_id, id)
                     .await?
                     .ok_or(CoreError::NotFound("connection"))?;
@@ -1456,13 +1439,8 @@ impl Core {
         id: &str,
     ) -> Result<UpstreamTarget, CoreError> {
         let p = ctx.principal;
-        self.check_read(
-            ctx,
-            "connection.refresh",
-            Some(id),
-            p.require(Permission::ConnectionsPublish, Scope::WriteOrg),
-        )
-        .await?;
+        self.authorize(ctx, &ops::CONNECTION_REFRESH, Some(id))
+            .await?;
         let row = storage::connection_in_org(self.db.pool(), &p.org_id, id)
             .await?
             .ok_or(CoreError::NotFound("connection"))?;
@@ -1486,9 +1464,8 @@ impl Core {
         };
         self.write(
             ctx,
-            AuditEntry::new("connection.refresh", Some(id), args),
+            AuditEntry::new(&ops::CONNECTION_REFRESH, Some(id), args),
             async |conn, _| {
-                p.require(Permission::ConnectionsPublish, Scope::WriteOrg)?;
                 let row = storage::connection_in_org(&mut *conn, &p.org_id, id)
                     .await?
                     .ok_or(CoreError::NotFound("connection"))?;
@@ -1919,13 +1896,7 @@ impl Core {
         ctx: Ctx<'_>,
     ) -> Result<Vec<serde_json::Value>, CoreError> {
         let p = ctx.principal;
-        self.check_read(
-            ctx,
-            "integration.list",
-            None,
-            p.require(Permission::ConnectionsUse, Scope::ConnectionsUse),
-        )
-        .await?;
+        self.authorize(ctx, &ops::INTEGRATION_LIST, None).await?;
         Ok(storage::custom_integrations(self.db.pool(), &p.org_id)
             .await?
             .into_iter()
@@ -1945,9 +1916,8 @@ impl Core {
         let now = ctx.meta.now_ms;
         self.write(
             ctx,
-            AuditEntry::new("integration.add", Some(integration_id), json!({})),
+            AuditEntry::new(&ops::INTEGRATION_ADD, Some(integration_id), json!({})),
             async |conn, _| {
-                p.require(Permission::ConnectionsPublish, Scope::WriteOrg)?;
                 if self.config.catalog.find(integration_id).is_some() {
                     return Err(CoreError::conflict(
                         "integration_exists",
@@ -1986,9 +1956,8 @@ impl Core {
         let p = ctx.principal;
         self.write(
             ctx,
-            AuditEntry::new("integration.delete", Some(integration_id), json!({})),
+            AuditEntry::new(&ops::INTEGRATION_DELETE, Some(integration_id), json!({})),
             async |conn, _| {
-                p.require(Permission::ConnectionsPublish, Scope::WriteOrg)?;
                 let users =
                     storage::connections_of_integration(&mut *conn, &p.org_id, integration_id)
                         .await?;

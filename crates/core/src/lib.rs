@@ -13,6 +13,7 @@
 //! SQL lives in `switchboard-storage`, protocols in the surface crates.
 //! Time is a parameter ([`RequestMeta::now_ms`]), never read inside a rule.
 
+pub mod access;
 mod access_cache;
 mod audit;
 mod audit_queue;

@@ -5,15 +5,16 @@
 use serde::Deserialize;
 use serde_json::json;
 use switchboard_domain::{
-    MembershipStatus, Permission, Scope, check_can_change_member, check_can_grant,
-    check_email_domain, check_not_last_owner, check_seat_available, check_team_assignment,
-    is_owner_equivalent, normalize_email, validate_name, validate_password,
+    MembershipStatus, check_can_change_member, check_can_grant, check_email_domain,
+    check_not_last_owner, check_seat_available, check_team_assignment, is_owner_equivalent,
+    normalize_email, validate_name, validate_password,
 };
 use switchboard_storage::{
     self as storage, AccountRow, Conn, Db, InvitationRow, MembershipRow, RoleRow, TeamRow,
 };
 use utoipa::ToSchema;
 
+use crate::access::ops;
 use crate::accounts::parse_permissions;
 use crate::audit::{AuditEntry, DirectEvent};
 use crate::orgs::validate_description;
@@ -105,13 +106,7 @@ impl Core {
         ctx: Ctx<'_>,
         page: PageRequest,
     ) -> Result<Page<MemberView>, CoreError> {
-        self.check_read(
-            ctx,
-            "members.list",
-            None,
-            ctx.principal.require(Permission::OrgRead, Scope::ReadOrg),
-        )
-        .await?;
+        self.authorize(ctx, &ops::MEMBER_LIST, None).await?;
         let p = self.page(&page)?;
         let mut conn = self
             .db
@@ -129,13 +124,7 @@ impl Core {
     }
 
     pub async fn get_member(&self, ctx: Ctx<'_>, id: &str) -> Result<MemberView, CoreError> {
-        self.check_read(
-            ctx,
-            "members.get",
-            Some(id),
-            ctx.principal.require(Permission::OrgRead, Scope::ReadOrg),
-        )
-        .await?;
+        self.authorize(ctx, &ops::MEMBER_GET, Some(id)).await?;
         let mut conn = self
             .db
             .pool()
@@ -158,9 +147,12 @@ impl Core {
         let now = ctx.meta.now_ms;
         self.write(
             ctx,
-            AuditEntry::new("member.change_role", Some(id), json!({"role": input.role})),
+            AuditEntry::new(
+                &ops::MEMBER_CHANGE_ROLE,
+                Some(id),
+                json!({"role": input.role}),
+            ),
             async |conn, _| {
-                p.require(Permission::MembersManage, Scope::WriteOrg)?;
                 let target = storage::member_by_id(&mut *conn, &p.org_id, id)
                     .await?
                     .ok_or(CoreError::NotFound("member"))?;
@@ -198,9 +190,8 @@ impl Core {
         let now = ctx.meta.now_ms;
         self.write(
             ctx,
-            AuditEntry::new("member.remove", Some(id), json!({})),
+            AuditEntry::new(&ops::MEMBER_REMOVE, Some(id), json!({})),
             async |conn, entry| {
-                p.require(Permission::MembersManage, Scope::WriteOrg)?;
                 let target = storage::member_by_id(&mut *conn, &p.org_id, id)
                     .await?
                     .ok_or(CoreError::NotFound("member"))?;
@@ -245,8 +236,7 @@ impl Core {
         let args = json!({"email": input.email, "role": input.role, "team_ids": input.team_ids});
         let token = new_secret();
         let row = self
-            .write(ctx, AuditEntry::new("invitation.create", Some(&id), args), async |conn, _| {
-                p.require(Permission::MembersInvite, Scope::WriteOrg)?;
+            .write(ctx, AuditEntry::new(&ops::INVITATION_CREATE, Some(&id), args), async |conn, _| {
                 let email = normalize_email("email", &input.email)?;
                 let org = storage::org_by_id(&mut *conn, &p.org_id)
                     .await?
@@ -340,14 +330,7 @@ impl Core {
         ctx: Ctx<'_>,
         page: PageRequest,
     ) -> Result<Page<InvitationView>, CoreError> {
-        self.check_read(
-            ctx,
-            "invitations.list",
-            None,
-            ctx.principal
-                .require(Permission::MembersInvite, Scope::ReadOrg),
-        )
-        .await?;
+        self.authorize(ctx, &ops::INVITATION_LIST, None).await?;
         let p = self.page(&page)?;
         let rows = storage::list_invitations(self.db.pool(), &ctx.principal.org_id, &p).await?;
         let now = ctx.meta.now_ms;
@@ -364,9 +347,8 @@ impl Core {
         let now = ctx.meta.now_ms;
         self.write(
             ctx,
-            AuditEntry::new("invitation.revoke", Some(id), json!({})),
+            AuditEntry::new(&ops::INVITATION_REVOKE, Some(id), json!({})),
             async |conn, _| {
-                p.require(Permission::MembersInvite, Scope::WriteOrg)?;
                 let inv = storage::invitation_by_id(&mut *conn, &p.org_id, id)
                     .await?
                     .ok_or(CoreError::NotFound("invitation"))?;
@@ -494,13 +476,7 @@ impl Core {
         ctx: Ctx<'_>,
         page: PageRequest,
     ) -> Result<Page<TeamView>, CoreError> {
-        self.check_read(
-            ctx,
-            "teams.list",
-            None,
-            ctx.principal.require(Permission::OrgRead, Scope::ReadOrg),
-        )
-        .await?;
+        self.authorize(ctx, &ops::TEAM_LIST, None).await?;
         let p = self.page(&page)?;
         let rows = storage::list_teams(self.db.pool(), &ctx.principal.org_id, &p).await?;
         Ok(Page::from_rows(
@@ -521,9 +497,8 @@ impl Core {
         let now = ctx.meta.now_ms;
         self.write(
             ctx,
-            AuditEntry::new("team.create", Some(&id), json!({"name": input.name})),
+            AuditEntry::new(&ops::TEAM_CREATE, Some(&id), json!({"name": input.name})),
             async |conn, _| {
-                p.require(Permission::TeamsManage, Scope::WriteOrg)?;
                 let row = TeamRow {
                     id: id.clone(),
                     org_id: p.org_id.clone(),
@@ -551,9 +526,8 @@ impl Core {
         let p = ctx.principal;
         self.write(
             ctx,
-            AuditEntry::new("team.delete", Some(id), json!({})),
+            AuditEntry::new(&ops::TEAM_DELETE, Some(id), json!({})),
             async |conn, _| {
-                p.require(Permission::TeamsManage, Scope::WriteOrg)?;
                 if !storage::delete_team(&mut *conn, &p.org_id, id).await? {
                     return Err(CoreError::NotFound("team"));
                 }
@@ -568,13 +542,8 @@ impl Core {
         ctx: Ctx<'_>,
         team_id: &str,
     ) -> Result<Vec<MemberView>, CoreError> {
-        self.check_read(
-            ctx,
-            "team.members",
-            Some(team_id),
-            ctx.principal.require(Permission::OrgRead, Scope::ReadOrg),
-        )
-        .await?;
+        self.authorize(ctx, &ops::TEAM_MEMBERS, Some(team_id))
+            .await?;
         let mut conn = self
             .db
             .pool()
@@ -603,9 +572,8 @@ impl Core {
         let args = json!({"membership_id": input.membership_id});
         self.write(
             ctx,
-            AuditEntry::new("team.add_member", Some(team_id), args),
+            AuditEntry::new(&ops::TEAM_ADD_MEMBER, Some(team_id), args),
             async |conn, _| {
-                p.require(Permission::TeamsManage, Scope::WriteOrg)?;
                 let team = storage::team_by_id(&mut *conn, &p.org_id, team_id)
                     .await?
                     .ok_or(CoreError::NotFound("team"))?;
@@ -638,9 +606,8 @@ impl Core {
         let args = json!({"membership_id": membership_id});
         self.write(
             ctx,
-            AuditEntry::new("team.remove_member", Some(team_id), args),
+            AuditEntry::new(&ops::TEAM_REMOVE_MEMBER, Some(team_id), args),
             async |conn, _| {
-                p.require(Permission::TeamsManage, Scope::WriteOrg)?;
                 storage::team_by_id(&mut *conn, &p.org_id, team_id)
                     .await?
                     .ok_or(CoreError::NotFound("team"))?;

@@ -22,12 +22,13 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
-use switchboard_domain::{Permission, Scope};
+use switchboard_domain::Scope;
 use switchboard_storage::{
     self as storage, AuditRow, Conn, Db, GrantFilter, OAuthClientRow, OAuthCodeRow, OAuthGrantRow,
     OAuthRequestRow, RefreshTokenRow, TokenRow,
 };
 
+use crate::access::ops;
 use crate::accounts::parse_permissions;
 use crate::secret::{hash_secret, new_secret, token_prefix};
 use crate::views::rfc3339;
@@ -1117,11 +1118,24 @@ impl Core {
             .await?
             .ok_or_else(|| CoreError::Forbidden("your membership was not found".into()))?;
         let perms = parse_permissions(&m.role_permissions)?;
-        let backed: BTreeSet<Scope> = Scope::ALL
-            .into_iter()
-            .filter(|s| perms.contains(s.backing_permission()))
-            .collect();
-        Ok((org, backed))
+        Ok((org, crate::access::grantable_scopes(&perms)))
+    }
+
+    /// The scopes `account_id`'s role in `org_id` can back: what a consent
+    /// page offers (the rest of the request is refused or narrowed).
+    pub async fn grantable_scopes_of(
+        &self,
+        org_id: &str,
+        account_id: &str,
+    ) -> Result<BTreeSet<Scope>, CoreError> {
+        let m = storage::member_by_account(self.db.pool(), org_id, account_id)
+            .await?
+            .ok_or_else(|| {
+                CoreError::Forbidden("you are not a member of this organization".into())
+            })?;
+        Ok(crate::access::grantable_scopes(&parse_permissions(
+            &m.role_permissions,
+        )?))
     }
 
     /// Records who is signing in for this request (after sign-in).
@@ -1861,13 +1875,7 @@ impl Core {
     ) -> Result<Vec<ConnectedAppView>, CoreError> {
         let p = ctx.principal;
         if all_members {
-            self.check_read(
-                ctx,
-                "oauth.grants.list",
-                None,
-                p.require(Permission::McpManage, Scope::ReadOrg),
-            )
-            .await?;
+            self.authorize(ctx, &ops::APPS_LIST, None).await?;
         }
         let rows = storage::list_oauth_grants(
             self.db.pool(),
@@ -1899,16 +1907,26 @@ impl Core {
         grant_id: &str,
     ) -> Result<(), CoreError> {
         let p = ctx.principal;
+        // Whose app it is decides which operation this is.
+        let owner = storage::oauth_grant_by_id(self.db.pool(), grant_id)
+            .await?
+            .filter(|g| g.org_id == p.org_id)
+            .map(|g| g.account_id);
+        let op = match owner {
+            Some(a) if a != p.account_id => &ops::APP_REVOKE,
+            _ => &ops::APP_REVOKE_OWN,
+        };
         self.write(
             ctx,
-            crate::audit::AuditEntry::new("oauth.grant_revoked", Some(grant_id), json!({})),
+            crate::audit::AuditEntry::new(op, Some(grant_id), json!({})),
             async |conn, entry| {
                 let g = storage::oauth_grant_by_id(&mut *conn, grant_id)
                     .await?
                     .filter(|g| g.org_id == p.org_id && g.revoked_at.is_none())
                     .ok_or(CoreError::NotFound("connected app"))?;
-                if g.account_id != p.account_id {
-                    p.require(Permission::McpManage, Scope::WriteOrg)?;
+                if g.account_id != p.account_id && op.id == ops::APP_REVOKE_OWN.id {
+                    // It changed hands between the read and the write.
+                    return Err(CoreError::NotFound("connected app"));
                 }
                 entry.args = json!({"client_id": g.client_id, "member": g.account_id});
                 storage::revoke_oauth_grants(conn, GrantFilter::Id(grant_id), ctx.meta.now_ms)
@@ -1929,9 +1947,8 @@ impl Core {
         let p = ctx.principal;
         self.write(
             ctx,
-            crate::audit::AuditEntry::new("oauth.client_disconnected", Some(client_id), json!({})),
+            crate::audit::AuditEntry::new(&ops::CLIENT_DISCONNECT, Some(client_id), json!({})),
             async |conn, entry| {
-                p.require(Permission::McpManage, Scope::WriteOrg)?;
                 let n = storage::revoke_oauth_grants(
                     conn,
                     GrantFilter::ClientInOrg {

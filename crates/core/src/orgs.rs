@@ -4,12 +4,12 @@
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use switchboard_domain::{
-    BuiltinRole, Permission, PermissionSet, RuleViolation, Scope, check_can_grant,
-    normalize_domain, validate_name,
+    BuiltinRole, PermissionSet, RuleViolation, check_can_grant, normalize_domain, validate_name,
 };
 use switchboard_storage::{self as storage, RoleRow};
 use utoipa::ToSchema;
 
+use crate::access::ops;
 use crate::accounts::parse_permissions;
 use crate::audit::AuditEntry;
 use crate::views::{OrgView, RoleView};
@@ -75,13 +75,7 @@ fn bool_i64(b: bool) -> i64 {
 
 impl Core {
     pub async fn get_org(&self, ctx: Ctx<'_>) -> Result<OrgView, CoreError> {
-        self.check_read(
-            ctx,
-            "org.get",
-            None,
-            ctx.principal.require(Permission::OrgRead, Scope::ReadOrg),
-        )
-        .await?;
+        self.authorize(ctx, &ops::ORG_GET, None).await?;
         let org = storage::org_by_id(self.db.pool(), &ctx.principal.org_id)
             .await?
             .ok_or(CoreError::NotFound("organization"))?;
@@ -102,16 +96,22 @@ impl Core {
             })),
         });
         let now = ctx.meta.now_ms;
+        // The seat limit, flags and MCP policy are one operation, the name
+        // and domains another; a change of both needs both.
+        let policy = input.seat_limit.is_some()
+            || input.feature_flags.is_some()
+            || input.mcp_policy.is_some();
+        let settings = input.name.is_some() || input.allowed_email_domains.is_some();
+        let op = if policy {
+            &ops::ORG_UPDATE_POLICY
+        } else {
+            &ops::ORG_UPDATE
+        };
+        if policy && settings {
+            self.authorize(ctx, &ops::ORG_UPDATE, Some(&org_id)).await?;
+        }
         let (org, seats) = self
-            .write(ctx, AuditEntry::new("org.update", Some(&org_id), args), async |conn, _| {
-                let owner_only = input.seat_limit.is_some() || input.feature_flags.is_some() || input.mcp_policy.is_some();
-                if owner_only {
-                    p.require(Permission::McpManage, Scope::WriteOrg)?;
-                    p.require_interactive("changing the seat limit, feature flags or MCP policy")?;
-                }
-                if input.name.is_some() || input.allowed_email_domains.is_some() {
-                    p.require(Permission::MembersManage, Scope::WriteOrg)?;
-                }
+            .write(ctx, AuditEntry::new(op, Some(&org_id), args), async |conn, _| {
                 let mut org = storage::org_by_id(&mut *conn, &org_id)
                     .await?
                     .ok_or(CoreError::NotFound("organization"))?;
@@ -188,13 +188,7 @@ impl Core {
     }
 
     pub async fn list_roles(&self, ctx: Ctx<'_>) -> Result<Vec<RoleView>, CoreError> {
-        self.check_read(
-            ctx,
-            "roles.list",
-            None,
-            ctx.principal.require(Permission::OrgRead, Scope::ReadOrg),
-        )
-        .await?;
+        self.authorize(ctx, &ops::ROLE_LIST, None).await?;
         Ok(storage::roles_of_org(self.db.pool(), &ctx.principal.org_id)
             .await?
             .into_iter()
@@ -213,9 +207,8 @@ impl Core {
         let now = ctx.meta.now_ms;
         self.write(
             ctx,
-            AuditEntry::new("role.create", Some(&id), args),
+            AuditEntry::new(&ops::ROLE_CREATE, Some(&id), args),
             async |conn, _| {
-                p.require(Permission::MembersManage, Scope::WriteOrg)?;
                 let name = validate_role_name(&input.name)?;
                 let perms = PermissionSet::parse(input.permissions.iter().map(String::as_str))
                     .map_err(|m| CoreError::invalid("permissions", m))?;
@@ -255,8 +248,7 @@ impl Core {
         let p = ctx.principal;
         let args = json!({"name": input.name, "permissions": input.permissions});
         let now = ctx.meta.now_ms;
-        self.write(ctx, AuditEntry::new("role.update", Some(role_id), args), async |conn, _| {
-            p.require(Permission::MembersManage, Scope::WriteOrg)?;
+        self.write(ctx, AuditEntry::new(&ops::ROLE_UPDATE, Some(role_id), args), async |conn, _| {
             let mut role = storage::role_by_id(&mut *conn, &p.org_id, role_id)
                 .await?
                 .ok_or(CoreError::NotFound("role"))?;
@@ -295,8 +287,7 @@ impl Core {
 
     pub async fn delete_role(&self, ctx: Ctx<'_>, role_id: &str) -> Result<(), CoreError> {
         let p = ctx.principal;
-        self.write(ctx, AuditEntry::new("role.delete", Some(role_id), json!({})), async |conn, _| {
-            p.require(Permission::MembersManage, Scope::WriteOrg)?;
+        self.write(ctx, AuditEntry::new(&ops::ROLE_DELETE, Some(role_id), json!({})), async |conn, _| {
             let role = storage::role_by_id(&mut *conn, &p.org_id, role_id)
                 .await?
                 .ok_or(CoreError::NotFound("role"))?;
@@ -327,9 +318,8 @@ impl Core {
         let now = ctx.meta.now_ms;
         self.write(
             ctx,
-            AuditEntry::new("roles.sync", None, json!({})),
+            AuditEntry::new(&ops::ROLES_SYNC, None, json!({})),
             async |conn, entry| {
-                p.require(Permission::MembersManage, Scope::WriteOrg)?;
                 let mut changed = Vec::new();
                 for builtin in BuiltinRole::ALL {
                     let perms = json!(builtin.permissions().names()).to_string();

@@ -7,6 +7,7 @@ use switchboard_domain::{Environment, Permission, TokenKind, parse_scopes, valid
 use switchboard_storage::{self as storage, TokenRow};
 use utoipa::ToSchema;
 
+use crate::access::ops;
 use crate::audit::{AuditEntry, DirectEvent};
 use crate::secret::{hash_secret, new_secret, token_prefix};
 use crate::views::{CreatedToken, TokenView};
@@ -40,68 +41,85 @@ impl Core {
         let now = ctx.meta.now_ms;
         let args = json!({"name": input.name, "kind": input.kind, "scopes": input.scopes,
             "expires_in_seconds": input.expires_in_seconds, "environment": input.environment});
+        // What the token may be is decided before any transaction: its kind
+        // needs its permission, and a personal token carries only scopes the
+        // member's role can use.
+        let kind: TokenKind = input
+            .kind
+            .parse()
+            .map_err(|m| CoreError::invalid("kind", m))?;
+        let op = match kind {
+            TokenKind::Personal => &ops::TOKEN_CREATE_PERSONAL,
+            TokenKind::Org => &ops::TOKEN_CREATE_ORG,
+            TokenKind::OAuth => {
+                return Err(CoreError::invalid(
+                    "kind",
+                    "OAuth tokens are issued by the authorization server: use 'personal' or 'org'",
+                ));
+            }
+        };
+        let scopes = parse_scopes(input.scopes.iter().map(String::as_str))
+            .map_err(|m| CoreError::invalid("scopes", m))?;
+        if kind == TokenKind::Personal {
+            let grantable = crate::access::grantable_scopes(&p.permissions);
+            if let Some(s) = scopes.iter().find(|s| !grantable.contains(s)) {
+                let refusal = CoreError::Forbidden(format!(
+                    "your role '{}' cannot use the scope '{s}' (it needs the permission '{}')",
+                    p.role_name.as_deref().unwrap_or("-"),
+                    s.backing_permission()
+                ));
+                self.refuse_audited(ctx, op, Some(&id), Err(refusal))
+                    .await?;
+            }
+        }
         let row = self
-            .write(ctx, AuditEntry::new("token.create", Some(&id), args), async |conn, _| {
-                p.require_interactive("creating a token")?;
-                let name = validate_name("name", &input.name, 100)?;
-                let kind: TokenKind = input.kind.parse().map_err(|m| CoreError::invalid("kind", m))?;
-                if kind == TokenKind::OAuth {
-                    return Err(CoreError::invalid("kind", "OAuth tokens are issued by the authorization server: use 'personal' or 'org'"));
-                }
-                if let Some(needed) = kind.required_permission()
-                    && !p.permissions.contains(needed)
-                {
-                    return Err(CoreError::Forbidden(format!(
-                        "creating a {} token needs the permission '{needed}', which your role '{}' does not include",
-                        kind.as_str(),
-                        p.role_name.as_deref().unwrap_or("-")
-                    )));
-                }
-                let scopes = parse_scopes(input.scopes.iter().map(String::as_str))
-                    .map_err(|m| CoreError::invalid("scopes", m))?;
-                if kind == TokenKind::Personal {
-                    for s in &scopes {
-                        let needed = s.backing_permission();
-                        if !p.permissions.contains(needed) {
-                            return Err(CoreError::Forbidden(format!(
-                                "your role '{}' cannot use the scope '{s}' (it needs the permission '{needed}')",
-                                p.role_name.as_deref().unwrap_or("-")
-                            )));
+            .write(
+                ctx,
+                AuditEntry::new(op, Some(&id), args),
+                async |conn, _| {
+                    let name = validate_name("name", &input.name, 100)?;
+                    let expires_at = match input.expires_in_seconds {
+                        Some(s) if !(60..=MAX_TOKEN_LIFETIME_SECS).contains(&s) => {
+                            return Err(CoreError::invalid(
+                                "expires_in_seconds",
+                                format!(
+                                    "must be between 60 and {MAX_TOKEN_LIFETIME_SECS} (two years)"
+                                ),
+                            ));
                         }
-                    }
-                }
-                let expires_at = match input.expires_in_seconds {
-                    Some(s) if !(60..=MAX_TOKEN_LIFETIME_SECS).contains(&s) => {
-                        return Err(CoreError::invalid(
-                            "expires_in_seconds",
-                            format!("must be between 60 and {MAX_TOKEN_LIFETIME_SECS} (two years)"),
-                        ));
-                    }
-                    Some(s) => Some(now + s * 1000),
-                    None => None,
-                };
-                let environment = match &input.environment {
-                    Some(e) => Some(e.parse::<Environment>().map_err(|m| CoreError::invalid("environment", m))?),
-                    None => None,
-                };
-                let row = TokenRow {
-                    id: id.clone(),
-                    org_id: p.org_id.clone(),
-                    account_id: p.account_id.clone(),
-                    kind: kind.as_str().into(),
-                    name,
-                    prefix: token_prefix(&secret),
-                    token_hash: hash_secret(&secret),
-                    scopes: scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" "),
-                    environment: environment.map(|e| e.as_str().to_owned()),
-                    created_at: now,
-                    expires_at,
-                    last_used_at: None,
-                    revoked_at: None,
-                };
-                storage::insert_token(&mut *conn, &row).await?;
-                Ok(row)
-            })
+                        Some(s) => Some(now + s * 1000),
+                        None => None,
+                    };
+                    let environment = match &input.environment {
+                        Some(e) => Some(
+                            e.parse::<Environment>()
+                                .map_err(|m| CoreError::invalid("environment", m))?,
+                        ),
+                        None => None,
+                    };
+                    let row = TokenRow {
+                        id: id.clone(),
+                        org_id: p.org_id.clone(),
+                        account_id: p.account_id.clone(),
+                        kind: kind.as_str().into(),
+                        name,
+                        prefix: token_prefix(&secret),
+                        token_hash: hash_secret(&secret),
+                        scopes: scopes
+                            .iter()
+                            .map(|s| s.as_str())
+                            .collect::<Vec<_>>()
+                            .join(" "),
+                        environment: environment.map(|e| e.as_str().to_owned()),
+                        created_at: now,
+                        expires_at,
+                        last_used_at: None,
+                        revoked_at: None,
+                    };
+                    storage::insert_token(&mut *conn, &row).await?;
+                    Ok(row)
+                },
+            )
             .await?;
         Ok(CreatedToken {
             token: secret,
@@ -112,13 +130,7 @@ impl Core {
     /// The caller's personal tokens, plus the org's tokens for those who manage them.
     pub async fn list_tokens(&self, ctx: Ctx<'_>) -> Result<Vec<TokenView>, CoreError> {
         let p = ctx.principal;
-        self.check_read(
-            ctx,
-            "tokens.list",
-            None,
-            p.require_interactive("listing tokens"),
-        )
-        .await?;
+        self.authorize(ctx, &ops::TOKEN_LIST, None).await?;
         let include_org = p.permissions.contains(Permission::McpManage);
         Ok(
             storage::list_tokens(self.db.pool(), &p.org_id, Some(&p.account_id), include_org)
@@ -136,9 +148,8 @@ impl Core {
         let now = ctx.meta.now_ms;
         self.write(
             ctx,
-            AuditEntry::new("token.revoke", Some(id), json!({})),
+            AuditEntry::new(&ops::TOKEN_REVOKE, Some(id), json!({})),
             async |conn, _| {
-                p.require_interactive("revoking a token")?;
                 let t = storage::token_by_org_id(&mut *conn, &p.org_id, id)
                     .await?
                     .ok_or(CoreError::NotFound("token"))?;

@@ -6,9 +6,10 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use switchboard_domain::{Permission, Scope, validate_name, validate_slug};
+use switchboard_domain::{validate_name, validate_slug};
 use switchboard_storage::{self as storage, VirtualServerRow};
 
+use crate::access::ops;
 use crate::audit::AuditEntry;
 use crate::views::rfc3339;
 use crate::{Core, CoreError, Ctx};
@@ -78,12 +79,11 @@ impl Core {
             .write(
                 ctx,
                 AuditEntry::new(
-                    "virtual_server.create",
+                    &ops::VIRTUAL_SERVER_SAVE,
                     None,
                     json!({"slug": input.slug, "connections": input.connections}),
                 ),
                 async |conn, entry| {
-                    p.require(Permission::ConnectionsPublish, Scope::WriteOrg)?;
                     validate_slug("slug", &input.slug)?;
                     let name = validate_name("name", &input.name, 200)?;
                     let description = input.description.clone().unwrap_or_default();
@@ -163,13 +163,7 @@ impl Core {
         ctx: Ctx<'_>,
     ) -> Result<Vec<VirtualServerView>, CoreError> {
         let p = ctx.principal;
-        self.check_read(
-            ctx,
-            "virtual_server.list",
-            None,
-            p.require(Permission::ConnectionsUse, Scope::ConnectionsUse),
-        )
-        .await?;
+        self.authorize(ctx, &ops::VIRTUAL_SERVER_LIST, None).await?;
         let mut out = Vec::new();
         for r in storage::list_virtual_servers(self.db.pool(), &p.org_id).await? {
             out.push(self.virtual_server_view(&r).await?);
@@ -182,9 +176,8 @@ impl Core {
         let p = ctx.principal;
         self.write(
             ctx,
-            AuditEntry::new("virtual_server.delete", Some(id), json!({})),
+            AuditEntry::new(&ops::VIRTUAL_SERVER_DELETE, Some(id), json!({})),
             async |conn, _| {
-                p.require(Permission::ConnectionsPublish, Scope::WriteOrg)?;
                 let row = storage::virtual_server_in_org(&mut *conn, &p.org_id, id)
                     .await?
                     .ok_or(CoreError::NotFound("virtual server"))?;

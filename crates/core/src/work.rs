@@ -2,12 +2,13 @@
 
 use serde::Deserialize;
 use serde_json::json;
-use switchboard_domain::{Permission, Priority, Scope, TaskStatus, validate_name};
+use switchboard_domain::{Priority, TaskStatus, validate_name};
 use switchboard_storage::{
     self as storage, CommentRow, CommitEntryRow, Conn, ProjectRow, RequirementRow, TaskRow,
 };
 use utoipa::ToSchema;
 
+use crate::access::ops;
 use crate::audit::AuditEntry;
 use crate::orgs::validate_description;
 use crate::views::{
@@ -233,14 +234,7 @@ impl Core {
         ctx: Ctx<'_>,
         page: PageRequest,
     ) -> Result<Page<ProjectView>, CoreError> {
-        self.check_read(
-            ctx,
-            "projects.list",
-            None,
-            ctx.principal
-                .require(Permission::TasksRead, Scope::ReadTasks),
-        )
-        .await?;
+        self.authorize(ctx, &ops::PROJECT_LIST, None).await?;
         let p = self.page(&page)?;
         let rows = storage::list_projects(self.db.pool(), &ctx.principal.org_id, &p).await?;
         Ok(Page::from_rows(
@@ -252,14 +246,7 @@ impl Core {
     }
 
     pub async fn get_project(&self, ctx: Ctx<'_>, id: &str) -> Result<ProjectView, CoreError> {
-        self.check_read(
-            ctx,
-            "projects.get",
-            Some(id),
-            ctx.principal
-                .require(Permission::TasksRead, Scope::ReadTasks),
-        )
-        .await?;
+        self.authorize(ctx, &ops::PROJECT_GET, Some(id)).await?;
         storage::project_by_id(self.db.pool(), &ctx.principal.org_id, id)
             .await?
             .map(ProjectView::from)
@@ -276,9 +263,8 @@ impl Core {
         let now = ctx.meta.now_ms;
         self.write(
             ctx,
-            AuditEntry::new("project.create", Some(&id), json!({"name": input.name})),
+            AuditEntry::new(&ops::PROJECT_CREATE, Some(&id), json!({"name": input.name})),
             async |conn, _| {
-                p.require(Permission::TasksWrite, Scope::WriteTasks)?;
                 let row = ProjectRow {
                     id: id.clone(),
                     org_id: p.org_id.clone(),
@@ -316,9 +302,8 @@ impl Core {
         let now = ctx.meta.now_ms;
         self.write(
             ctx,
-            AuditEntry::new("project.update", Some(id), json!({"name": input.name})),
+            AuditEntry::new(&ops::PROJECT_UPDATE, Some(id), json!({"name": input.name})),
             async |conn, _| {
-                p.require(Permission::TasksWrite, Scope::WriteTasks)?;
                 let mut row = storage::project_by_id(&mut *conn, &p.org_id, id)
                     .await?
                     .ok_or(CoreError::NotFound("project"))?;
@@ -353,14 +338,7 @@ impl Core {
         project_id: Option<&str>,
         page: PageRequest,
     ) -> Result<Page<RequirementView>, CoreError> {
-        self.check_read(
-            ctx,
-            "requirements.list",
-            None,
-            ctx.principal
-                .require(Permission::TasksRead, Scope::ReadRequirements),
-        )
-        .await?;
+        self.authorize(ctx, &ops::REQUIREMENT_LIST, None).await?;
         let p = self.page(&page)?;
         let rows =
             storage::list_requirements(self.db.pool(), &ctx.principal.org_id, project_id, &p)
@@ -378,14 +356,7 @@ impl Core {
         ctx: Ctx<'_>,
         id: &str,
     ) -> Result<RequirementView, CoreError> {
-        self.check_read(
-            ctx,
-            "requirements.get",
-            Some(id),
-            ctx.principal
-                .require(Permission::TasksRead, Scope::ReadRequirements),
-        )
-        .await?;
+        self.authorize(ctx, &ops::REQUIREMENT_GET, Some(id)).await?;
         storage::requirement_by_id(self.db.pool(), &ctx.principal.org_id, id)
             .await?
             .map(RequirementView::from)
@@ -395,14 +366,8 @@ impl Core {
     /// Whether a requirement exists, for tools that list its tasks (they
     /// need only `tasks.read`, not the requirement's text).
     pub async fn get_requirement_for_tasks(&self, ctx: Ctx<'_>, id: &str) -> Result<(), CoreError> {
-        self.check_read(
-            ctx,
-            "requirements.tasks",
-            Some(id),
-            ctx.principal
-                .require(Permission::TasksRead, Scope::ReadTasks),
-        )
-        .await?;
+        self.authorize(ctx, &ops::REQUIREMENT_TASKS, Some(id))
+            .await?;
         storage::requirement_by_id(self.db.pool(), &ctx.principal.org_id, id)
             .await?
             .map(|_| ())
@@ -420,9 +385,8 @@ impl Core {
         let args = json!({"project_id": input.project_id, "title": input.title});
         self.write(
             ctx,
-            AuditEntry::new("requirement.create", Some(&id), args),
+            AuditEntry::new(&ops::REQUIREMENT_CREATE, Some(&id), args),
             async |conn, _| {
-                p.require(Permission::TasksWrite, Scope::WriteTasks)?;
                 storage::project_by_id(&mut *conn, &p.org_id, &input.project_id)
                     .await?
                     .ok_or_else(|| {
@@ -456,12 +420,11 @@ impl Core {
         self.write(
             ctx,
             AuditEntry::new(
-                "requirement.update",
+                &ops::REQUIREMENT_UPDATE,
                 Some(id),
                 json!({"title": input.title}),
             ),
             async |conn, _| {
-                p.require(Permission::TasksWrite, Scope::WriteTasks)?;
                 let mut row = storage::requirement_by_id(&mut *conn, &p.org_id, id)
                     .await?
                     .ok_or(CoreError::NotFound("requirement"))?;
@@ -485,14 +448,7 @@ impl Core {
         q: TaskQuery,
         page: PageRequest,
     ) -> Result<Page<TaskView>, CoreError> {
-        self.check_read(
-            ctx,
-            "tasks.list",
-            None,
-            ctx.principal
-                .require(Permission::TasksRead, Scope::ReadTasks),
-        )
-        .await?;
+        self.authorize(ctx, &ops::TASK_LIST, None).await?;
         if let Some(s) = &q.status {
             s.parse::<TaskStatus>()
                 .map_err(|m| CoreError::invalid("status", m))?;
@@ -546,14 +502,7 @@ impl Core {
     }
 
     pub async fn get_task(&self, ctx: Ctx<'_>, id: &str) -> Result<TaskView, CoreError> {
-        self.check_read(
-            ctx,
-            "tasks.get",
-            Some(id),
-            ctx.principal
-                .require(Permission::TasksRead, Scope::ReadTasks),
-        )
-        .await?;
+        self.authorize(ctx, &ops::TASK_GET, Some(id)).await?;
         let mut conn = self
             .db
             .pool()
@@ -577,9 +526,8 @@ impl Core {
         let args = json!({"project_id": input.project_id, "title": input.title, "assignee_ids": input.assignee_ids});
         self.write(
             ctx,
-            AuditEntry::new("task.create", Some(&id), args),
+            AuditEntry::new(&ops::TASK_CREATE, Some(&id), args),
             async |conn, _| {
-                p.require(Permission::TasksWrite, Scope::WriteTasks)?;
                 storage::project_by_id(&mut *conn, &p.org_id, &input.project_id)
                     .await?
                     .ok_or_else(|| {
@@ -650,9 +598,8 @@ impl Core {
         let args = json!({"title": input.title, "status": input.status, "priority": input.priority, "assignee_ids": input.assignee_ids});
         self.write(
             ctx,
-            AuditEntry::new("task.update", Some(id), args),
+            AuditEntry::new(&ops::TASK_UPDATE, Some(id), args),
             async |conn, _| {
-                p.require(Permission::TasksWrite, Scope::WriteTasks)?;
                 let mut row = storage::task_by_id(&mut *conn, &p.org_id, id)
                     .await?
                     .ok_or(CoreError::NotFound("task"))?;
@@ -693,9 +640,9 @@ impl Core {
     ) -> Result<TaskView, CoreError> {
         let p = ctx.principal;
         let action = if link {
-            "task.link_requirement"
+            &ops::TASK_LINK
         } else {
-            "task.unlink_requirement"
+            &ops::TASK_UNLINK
         };
         self.write(
             ctx,
@@ -705,7 +652,6 @@ impl Core {
                 json!({"requirement_id": requirement_id}),
             ),
             async |conn, _| {
-                p.require(Permission::TasksWrite, Scope::WriteTasks)?;
                 let task = storage::task_by_id(&mut *conn, &p.org_id, task_id)
                     .await?
                     .ok_or(CoreError::NotFound("task"))?;
@@ -734,9 +680,8 @@ impl Core {
         let now = ctx.meta.now_ms;
         self.write(
             ctx,
-            AuditEntry::new("task.comment", Some(task_id), json!({"comment_id": id})),
+            AuditEntry::new(&ops::TASK_COMMENT, Some(task_id), json!({"comment_id": id})),
             async |conn, _| {
-                p.require(Permission::TasksWrite, Scope::WriteTasks)?;
                 storage::task_by_id(&mut *conn, &p.org_id, task_id)
                     .await?
                     .ok_or(CoreError::NotFound("task"))?;
@@ -765,14 +710,8 @@ impl Core {
         task_id: &str,
         page: PageRequest,
     ) -> Result<Page<CommentView>, CoreError> {
-        self.check_read(
-            ctx,
-            "task.comments",
-            Some(task_id),
-            ctx.principal
-                .require(Permission::TasksRead, Scope::ReadTasks),
-        )
-        .await?;
+        self.authorize(ctx, &ops::TASK_COMMENTS, Some(task_id))
+            .await?;
         storage::task_by_id(self.db.pool(), &ctx.principal.org_id, task_id)
             .await?
             .ok_or(CoreError::NotFound("task"))?;
@@ -812,9 +751,8 @@ impl Core {
             json!({"commit_id": id, "message": input.message, "commit_hash": input.commit_hash});
         self.write(
             ctx,
-            AuditEntry::new("task.commit_entry", Some(task_id), args),
+            AuditEntry::new(&ops::COMMIT_ENTRY_CREATE, Some(task_id), args),
             async |conn, _| {
-                p.require(Permission::TasksWrite, Scope::WriteCommits)?;
                 storage::task_by_id(&mut *conn, &p.org_id, task_id)
                     .await?
                     .ok_or(CoreError::NotFound("task"))?;
@@ -858,14 +796,8 @@ impl Core {
         task_id: &str,
         page: PageRequest,
     ) -> Result<Page<CommitEntryView>, CoreError> {
-        self.check_read(
-            ctx,
-            "task.commit_entries",
-            Some(task_id),
-            ctx.principal
-                .require(Permission::TasksRead, Scope::ReadTasks),
-        )
-        .await?;
+        self.authorize(ctx, &ops::COMMIT_ENTRY_LIST, Some(task_id))
+            .await?;
         storage::task_by_id(self.db.pool(), &ctx.principal.org_id, task_id)
             .await?
             .ok_or(CoreError::NotFound("task"))?;

@@ -330,7 +330,12 @@ async fn show_step(
     let Some(org) = orgs.iter().find(|o| &o.id == org_id) else {
         return pick_page(s, &pending, &me, verified, error).await;
     };
-    let role_scopes = match member_scopes(s, &org.id, &me.account_id).await {
+    let role_scopes = match s
+        .api
+        .core
+        .grantable_scopes_of(&org.id, &me.account_id)
+        .await
+    {
         Ok(v) => v,
         Err(e) => return authorize_error(e.into()),
     };
@@ -367,22 +372,6 @@ async fn show_step(
 
 /// The scopes a member's role in an org can back (for the consent page; the
 /// grant itself is decided in the core with the same rule).
-async fn member_scopes(
-    s: &OAuthState,
-    org_id: &str,
-    account_id: &str,
-) -> Result<Vec<switchboard_domain::Scope>, CoreError> {
-    let m = switchboard_storage::member_by_account(s.api.core.db().pool(), org_id, account_id)
-        .await?
-        .ok_or_else(|| CoreError::Forbidden("you are not a member of this organization".into()))?;
-    let perms: Vec<String> = serde_json::from_str(&m.role_permissions)
-        .map_err(|e| CoreError::Internal(format!("stored permissions are corrupt: {e}")))?;
-    Ok(switchboard_domain::Scope::ALL
-        .into_iter()
-        .filter(|sc| perms.iter().any(|p| p == sc.backing_permission().as_str()))
-        .collect())
-}
-
 async fn pick_page(
     s: &OAuthState,
     pending: &switchboard_core::oauth::PendingAuthorization,

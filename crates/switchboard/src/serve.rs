@@ -24,9 +24,13 @@ fn init_tracing(settings: &Settings) {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(format!("{},sqlx=warn,rmcp=warn", settings.log.level)))
         .unwrap_or_else(|_| EnvFilter::new("info"));
+    // Colour codes only on a terminal: a log redirected to a file or a pipe
+    // stays plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
     let _ = if settings.log.format == "json" {
         builder.json().try_init()
     } else {

@@ -292,7 +292,7 @@ both_backends!(
         ]);
         assert!(!out.status.success());
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains("needs the permission 'mcp.manage'"), "{err}");
+        assert!(err.contains("the permission 'mcp.manage'"), "{err}");
 
         let org_token = db.token(
             "ada@example.com",
@@ -597,7 +597,15 @@ both_backends!(a_session_lists_and_creates_orgs, |db: TestDb| async move {
     );
     // Sign-out and the switch are audited.
     s.post("/api/v1/auth/sign-out", json!({})).await;
-    assert_eq!(db.scalar_i64("SELECT COUNT(*) FROM audit_events WHERE action IN ('session.sign_out', 'session.switch_org', 'org.create')").await, 3);
+    assert_eq!(db.scalar_i64("SELECT COUNT(*) FROM audit_events WHERE outcome = 'ok' AND action IN ('session.sign_out', 'session.switch_org', 'org.create')").await, 3);
+    // The token's attempt to create an organization is on record as refused.
+    assert_eq!(
+        db.scalar_i64(
+            "SELECT COUNT(*) FROM audit_events WHERE outcome = 'denied' AND action = 'org.create'"
+        )
+        .await,
+        1
+    );
 });
 
 both_backends!(
