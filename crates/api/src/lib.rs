@@ -84,9 +84,11 @@ pub struct ApiState {
 }
 
 /// The `/api/v1` router with `/healthz`, `/readyz` and `/api/v1/openapi.json`.
-pub fn router(state: ApiState) -> Router {
+/// `more` are routes of other crates (the gateway's), described in the
+/// same document.
+pub fn router(state: ApiState, more: utoipa_axum::router::OpenApiRouter<ApiState>) -> Router {
     let limit = state.http.max_body_bytes;
-    let (api, doc) = openapi::api_router().split_for_parts();
+    let (api, doc) = openapi::api_router().merge(more).split_for_parts();
     let doc = Arc::new(doc);
     Router::new()
         .merge(api)
@@ -100,4 +102,16 @@ pub fn router(state: ApiState) -> Router {
         .merge(routes::system::probes())
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
+}
+
+/// The header the gateway puts on every upstream request, listing the
+/// hubs the request came through; a hub refuses a request that lists
+/// itself (a connection pointing back at its own hub would loop).
+pub const HOP_HEADER: &str = "switchboard-hop";
+
+/// This hub's id in [`HOP_HEADER`]: derived from the public URL, so every
+/// replica of one hub has the same id.
+pub fn hub_id(public_url: &str) -> String {
+    use sha2::Digest;
+    hex::encode(&sha2::Sha256::digest(public_url.trim_end_matches('/').as_bytes())[..8])
 }

@@ -22,3 +22,31 @@ pub use connections::{
 };
 pub use org::OrgTools;
 pub use registry::{CallOutcome, Capabilities, CapabilityPage, Provider};
+
+/// The table of tools in `docs/mcp.md`, made from the declarations (the
+/// tidy test keeps the document equal to it): each tool's permission,
+/// scope, whether it changes data, whether it destroys, and who it is for.
+pub fn tool_table_markdown(tools: &[std::sync::Arc<Capability>]) -> String {
+    use switchboard_core::access::Audience;
+    let mut out = String::from(
+        "| tool | permission | scope | changes data | destructive | for |\n| --- | --- | --- | --- | --- | --- |\n",
+    );
+    for t in tools {
+        let op = &t.operation;
+        let yes = |b: bool| if b { "yes" } else { "" };
+        out.push_str(&format!(
+            "| `{}` | {} | {} | {} | {} | {} |\n",
+            t.name,
+            op.permission
+                .map_or("—".to_owned(), |p| p.as_str().to_owned()),
+            op.scope.map_or("—".to_owned(), |s| s.as_str().to_owned()),
+            yes(op.writes),
+            yes(op.destructive),
+            match op.audience {
+                Audience::Anyone => "any caller",
+                Audience::Person => "a person (not an org token)",
+            }
+        ));
+    }
+    out
+}

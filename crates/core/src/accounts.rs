@@ -214,9 +214,7 @@ impl Core {
             create_org_owned_by(conn, &account_id, &input.org_slug, &org_name, now).await?;
         // The account made at first setup operates the instance.
         let operator = storage::claim_first_operator(&mut *conn, &account_id).await?;
-        storage::insert_audit(
-            &mut *conn,
-            &DirectEvent {
+        DirectEvent {
                 org_id: &org_id,
                 actor_id: Some(&account_id),
                 actor: &email,
@@ -224,9 +222,8 @@ impl Core {
                 target: Some(&org_id),
                 args: json!({"org_slug": input.org_slug, "email": email, "instance_operator": operator}),
             }
-            .row(meta),
-        )
-        .await?;
+            .insert(&mut *conn, meta)
+            .await?;
         Ok(BootstrapOutput {
             account_id,
             org_id,
@@ -341,18 +338,15 @@ impl Core {
             },
         )
         .await?;
-        storage::insert_audit(
-            &mut *tx,
-            &DirectEvent {
-                org_id: &org.id,
-                actor_id: Some(&account.id),
-                actor: &account.email,
-                action: "session.sign_in",
-                target: None,
-                args: json!({}),
-            }
-            .row(meta),
-        )
+        DirectEvent {
+            org_id: &org.id,
+            actor_id: Some(&account.id),
+            actor: &account.email,
+            action: "session.sign_in",
+            target: None,
+            args: json!({}),
+        }
+        .insert(&mut tx, meta)
         .await?;
         Db::commit(tx).await?;
         Ok(NewSession {
@@ -492,8 +486,8 @@ impl Core {
         let mut tx = self.db.begin_write().await?;
         let (org_id, _) =
             create_org_owned_by(&mut tx, &p.account_id, &input.slug, &name, now).await?;
-        storage::insert_audit(
-            &mut *tx,
+        crate::audit::record_in(
+            &mut tx,
             &DirectEvent {
                 org_id: &org_id,
                 actor_id: Some(&p.account_id),

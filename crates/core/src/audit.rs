@@ -161,7 +161,19 @@ pub(crate) struct DirectEvent<'a> {
     pub args: Value,
 }
 
+/// Inserts a change's event in the change's own transaction: the one place
+/// (with [`Core::write`], which uses it) an event is written with a change.
+pub(crate) async fn record_in(conn: &mut Conn, row: &AuditRow) -> Result<(), CoreError> {
+    storage::insert_audit(&mut *conn, row).await?;
+    Ok(())
+}
+
 impl DirectEvent<'_> {
+    /// Records this event in the change's transaction.
+    pub(crate) async fn insert(self, conn: &mut Conn, meta: &RequestMeta) -> Result<(), CoreError> {
+        record_in(conn, &self.row(meta)).await
+    }
+
     pub(crate) fn row(&self, meta: &RequestMeta) -> AuditRow {
         AuditRow {
             id: storage::new_id(),
@@ -267,7 +279,7 @@ impl Core {
         match change(&mut tx, &mut entry).await {
             Ok(value) => {
                 let r = row(&ctx, &entry, "ok", elapsed_ms(ctx.meta), None);
-                storage::insert_audit(&mut *tx, &r).await?;
+                record_in(&mut tx, &r).await?;
                 Db::commit(tx).await?;
                 ctx.meta.mark_audited();
                 Ok(value)
@@ -293,9 +305,20 @@ impl Core {
     }
 
     /// Whether the request may perform `op` (records nothing: for choosing
-    /// between two views, say).
-    pub(crate) fn allows(&self, ctx: Ctx<'_>, op: &Operation) -> bool {
+    /// what to show, say). Surfaces ask this; they never decide.
+    pub fn allows(&self, ctx: Ctx<'_>, op: &Operation) -> bool {
         self.access_decision(ctx, op).is_allowed()
+    }
+
+    /// Authorizes `op` for a surface that has no use case of its own to
+    /// call (a refusal is audited).
+    pub async fn require_operation(
+        &self,
+        ctx: Ctx<'_>,
+        op: &'static Operation,
+        target: Option<&str>,
+    ) -> Result<(), CoreError> {
+        self.authorize(ctx, op, target).await
     }
 
     /// Authorizes a read (or any operation without its own transaction),

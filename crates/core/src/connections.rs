@@ -13,9 +13,8 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use switchboard_domain::{Permission, validate_name, validate_slug};
-use switchboard_storage::{
-    self as storage, Conn, ConnectionGrantRow, ConnectionRow, ConnectionSecretRow,
-};
+pub use switchboard_storage::ConnectionRow;
+use switchboard_storage::{self as storage, Conn, ConnectionGrantRow, ConnectionSecretRow};
 use switchboard_vault::Keyring;
 
 use crate::access::ops;
@@ -1431,6 +1430,20 @@ pub struct UpstreamTarget {
 const MAX_CATALOG: usize = 1000;
 
 impl Core {
+    /// The connection whose process an admin looks at.
+    pub async fn connection_process_target(
+        &self,
+        ctx: Ctx<'_>,
+        id: &str,
+    ) -> Result<UpstreamTarget, CoreError> {
+        self.authorize(ctx, &ops::CONNECTION_PROCESS, Some(id))
+            .await?;
+        let row = storage::connection_in_org(self.db.pool(), &ctx.principal.org_id, id)
+            .await?
+            .ok_or(CoreError::NotFound("connection"))?;
+        Ok(target(row))
+    }
+
     /// The upstream a connection points at, for an admin refreshing its
     /// catalog (connections.publish).
     pub async fn connection_for_refresh(

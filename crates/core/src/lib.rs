@@ -205,18 +205,6 @@ pub struct Ctx<'a> {
     pub meta: &'a RequestMeta,
 }
 
-/// The header the gateway puts on every upstream request, listing the
-/// hubs the request came through; a hub refuses a request that lists
-/// itself (a connection pointing back at its own hub would loop).
-pub const HOP_HEADER: &str = "switchboard-hop";
-
-/// This hub's id in [`HOP_HEADER`]: derived from the public URL, so every
-/// replica of one hub has the same id.
-pub fn hub_id(public_url: &str) -> String {
-    use sha2::Digest;
-    hex::encode(&sha2::Sha256::digest(public_url.trim_end_matches('/').as_bytes())[..8])
-}
-
 /// Current time in epoch milliseconds, for the edges that create a [`RequestMeta`].
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()

@@ -92,3 +92,86 @@ impl Core {
         Ok(())
     }
 }
+
+/// What is kept of a session, for the surfaces that serve it.
+impl Core {
+    /// Whether `principal` may use session `id`: it exists, was used within
+    /// `idle_ms`, and was opened by the same account in the same org (token
+    /// rotation keeps both). Records the use, at most once per `touch_ms`.
+    pub async fn mcp_session_owner_ok(
+        &self,
+        id: &str,
+        principal: &Principal,
+        now: i64,
+        idle_ms: i64,
+        touch_ms: i64,
+    ) -> Result<bool, CoreError> {
+        let pool = self.db.pool();
+        let Some(row) = storage::mcp_session(pool, id).await? else {
+            return Ok(false);
+        };
+        if row.last_seen_at < now - idle_ms {
+            return Ok(false);
+        }
+        let owner_ok = row.account_id.as_deref() == Some(principal.account_id.as_str())
+            && row.org_id.as_deref() == Some(principal.org_id.as_str());
+        if owner_ok && let Err(e) = storage::touch_mcp_session(pool, id, now, touch_ms).await {
+            tracing::warn!(error = %e, "could not record MCP session activity");
+        }
+        Ok(owner_ok)
+    }
+
+    /// The client's initialize parameters of a live session (to rebuild it
+    /// on this replica), if it has them and is not idle past `idle_ms`.
+    pub async fn mcp_session_params(
+        &self,
+        id: &str,
+        now: i64,
+        idle_ms: i64,
+    ) -> Result<Option<String>, CoreError> {
+        Ok(storage::mcp_session(self.db.pool(), id)
+            .await?
+            .filter(|r| r.last_seen_at >= now - idle_ms)
+            .and_then(|r| r.init_params))
+    }
+
+    pub async fn save_mcp_session_params(
+        &self,
+        id: &str,
+        params: &str,
+        now: i64,
+    ) -> Result<(), CoreError> {
+        Ok(storage::save_mcp_session_params(self.db.pool(), id, params, now).await?)
+    }
+
+    /// Ends a session; whether it existed.
+    pub async fn end_mcp_session(&self, id: &str) -> Result<bool, CoreError> {
+        Ok(storage::delete_mcp_session(self.db.pool(), id).await?)
+    }
+
+    /// Ends sessions idle since before `cutoff`; how many.
+    pub async fn purge_mcp_sessions(&self, cutoff: i64) -> Result<u64, CoreError> {
+        Ok(storage::purge_mcp_sessions(self.db.pool(), cutoff).await?)
+    }
+
+    /// The log level a session asked for (`logging/setLevel`).
+    pub async fn mcp_session_log_level(&self, id: &str) -> Result<Option<String>, CoreError> {
+        Ok(storage::mcp_session(self.db.pool(), id)
+            .await?
+            .and_then(|r| r.log_level))
+    }
+
+    pub async fn set_mcp_session_log_level(&self, id: &str, level: &str) -> Result<(), CoreError> {
+        Ok(storage::set_mcp_session_log_level(self.db.pool(), id, level).await?)
+    }
+
+    /// The resource URIs a session subscribed to (a JSON array), kept so a
+    /// replica that picks the session up subscribes again.
+    pub async fn mcp_session_resources(&self, id: &str) -> Result<Option<String>, CoreError> {
+        Ok(storage::mcp_session_resources(self.db.pool(), id).await?)
+    }
+
+    pub async fn set_mcp_session_resources(&self, id: &str, uris: &str) -> Result<(), CoreError> {
+        Ok(storage::set_mcp_session_resources(self.db.pool(), id, uris).await?)
+    }
+}

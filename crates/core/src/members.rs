@@ -449,18 +449,15 @@ impl Core {
                 storage::add_team_member(&mut *tx, t, &membership_id, now).await?;
             }
         }
-        storage::insert_audit(
-            &mut *tx,
-            &DirectEvent {
-                org_id: &inv.org_id,
-                actor_id: Some(&account.id),
-                actor: &account.email,
-                action: "invitation.accept",
-                target: Some(&inv.id),
-                args: json!({"team_ids": team_ids}),
-            }
-            .row(meta),
-        )
+        DirectEvent {
+            org_id: &inv.org_id,
+            actor_id: Some(&account.id),
+            actor: &account.email,
+            action: "invitation.accept",
+            target: Some(&inv.id),
+            args: json!({"team_ids": team_ids}),
+        }
+        .insert(&mut tx, meta)
         .await?;
         Db::commit(tx).await?;
         Ok(AcceptedInvitation {

@@ -730,8 +730,8 @@ impl Core {
             revoked_at: None,
         };
         storage::insert_oauth_client(&mut *tx, &row).await?;
-        storage::insert_audit(
-            &mut *tx,
+        crate::audit::record_in(
+            &mut tx,
             &OAuthEvent {
                 org_id: None,
                 actor_id: None,
@@ -837,8 +837,8 @@ impl Core {
         }
         let n = storage::revoke_oauth_grants(&mut tx, GrantFilter::Client(client_id), meta.now_ms)
             .await?;
-        storage::insert_audit(
-            &mut *tx,
+        crate::audit::record_in(
+            &mut tx,
             &OAuthEvent {
                 org_id: None,
                 actor_id: None,
@@ -1346,9 +1346,7 @@ impl Core {
             },
         )
         .await?;
-        storage::insert_audit(
-            &mut *tx,
-            &OAuthEvent {
+        crate::audit::record_in(&mut tx, &OAuthEvent {
                 org_id: Some(&org.id),
                 actor_id: Some(account_id),
                 actor: actor_email,
@@ -1608,8 +1606,8 @@ impl Core {
                     let n = storage::revoke_token_family(&mut tx, &r.family_id, now)
                         .await
                         .map_err(|e| (e.into(), Some(r.org_id.clone())))?;
-                    storage::insert_audit(
-                        &mut *tx,
+                    crate::audit::record_in(
+                        &mut tx,
                         &OAuthEvent {
                             org_id: Some(&r.org_id),
                             actor_id: Some(&r.account_id),
@@ -1800,7 +1798,7 @@ impl Core {
         .row(meta);
         row.token_id = Some(access_id.clone());
         row.token_kind = Some("oauth".into());
-        storage::insert_audit(&mut *conn, &row).await?;
+        crate::audit::record_in(conn, &row).await?;
         Ok(TokenResponse {
             access_token: access,
             token_type: "Bearer",
@@ -1847,8 +1845,8 @@ impl Core {
             return Ok(());
         };
         let n = storage::revoke_token_family(&mut tx, &family, now).await?;
-        storage::insert_audit(
-            &mut *tx,
+        crate::audit::record_in(
+            &mut tx,
             &OAuthEvent {
                 org_id: Some(&org_id),
                 actor_id: Some(&account_id),

@@ -188,18 +188,15 @@ impl Core {
                 "this token was already revoked",
             ));
         }
-        storage::insert_audit(
-            &mut *tx,
-            &DirectEvent {
-                org_id: &t.org_id,
-                actor_id: None,
-                actor: "operator (cli)",
-                action: "token.revoke",
-                target: Some(id),
-                args: json!({}),
-            }
-            .row(meta),
-        )
+        DirectEvent {
+            org_id: &t.org_id,
+            actor_id: None,
+            actor: "operator (cli)",
+            action: "token.revoke",
+            target: Some(id),
+            args: json!({}),
+        }
+        .insert(&mut tx, meta)
         .await?;
         let t = storage::token_by_id(&mut *tx, id)
             .await?

@@ -20,14 +20,13 @@ mod upstream;
 use std::sync::Arc;
 
 use axum::Json;
-use axum::Router;
 use axum::extract::Path;
-use axum::routing::{get, post};
 use switchboard_api::{ApiError, ApiState, Caller};
 use switchboard_core::connections::ConnectionView;
-use switchboard_domain::{Permission, Scope};
 use switchboard_egress::{EgressClient, Limits, NetworkPolicy};
 use tokio_util::sync::CancellationToken;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub use health::{HealthBook, HealthSettings};
 pub use pool::{PoolSettings, ProcessView, UpstreamPool};
@@ -68,7 +67,7 @@ impl Gateway {
             ..Default::default()
         };
         let egress = Arc::new(EgressClient::new(policy, limits)?);
-        let hub = switchboard_core::hub_id(api.http.public_url.as_str());
+        let hub = switchboard_api::hub_id(api.http.public_url.as_str());
         let core = api.core.clone();
         let (pool, events) = UpstreamPool::new(pool_settings, egress, hub, core.clone());
         let health = Arc::new(HealthBook::new(core.clone(), health_settings));
@@ -114,31 +113,24 @@ impl Gateway {
     }
 }
 
-/// The gateway's REST routes (under `/api/v1/connections`).
-pub fn router(state: GatewayState) -> Router {
-    Router::new()
-        .route("/api/v1/connections/{id}/refresh", post(refresh))
-        .route("/api/v1/connections/{id}/tools", get(tools))
-        .route("/api/v1/connections/{id}/process", get(process))
-        .route(
-            "/api/v1/integrations",
-            get(list_integrations).post(add_integration),
-        )
-        .route(
-            "/api/v1/integrations/{id}",
-            axum::routing::delete(delete_integration),
-        )
-        .route(
-            "/api/v1/connections/from-integration",
-            post(connect_integration),
-        )
-        .layer(axum::Extension(state.clone()))
-        .with_state(state.api)
+/// The gateway's REST routes (under `/api/v1`), with their OpenAPI
+/// descriptions: the REST API merges them into its document.
+pub fn routes(state: GatewayState) -> OpenApiRouter<ApiState> {
+    let v1 = OpenApiRouter::new()
+        .routes(routes!(refresh))
+        .routes(routes!(tools))
+        .routes(routes!(process))
+        .routes(routes!(list_integrations, add_integration))
+        .routes(routes!(delete_integration))
+        .routes(routes!(connect_integration))
+        .layer(axum::Extension(state));
+    OpenApiRouter::new().nest("/api/v1", v1)
 }
 
 /// Fetches the upstream's tool list now and caches it (connections.publish).
 /// An unreachable upstream is not an HTTP error: the connection is marked
 /// `disconnected` with the reason, and the answer shows it.
+#[utoipa::path(post, path = "/connections/{id}/refresh", tag = "connections", params(("id" = String, Path, description = "The connection's id or slug")), responses((status = 200, body = ConnectionView)))]
 async fn refresh(
     axum::Extension(s): axum::Extension<GatewayState>,
     caller: Caller,
@@ -155,6 +147,7 @@ async fn refresh(
 }
 
 /// The cached tool names of a connection.
+#[utoipa::path(get, path = "/connections/{id}/tools", tag = "connections", params(("id" = String, Path, description = "The connection's id or slug")), responses((status = 200, body = Vec<String>)))]
 async fn tools(
     axum::Extension(s): axum::Extension<GatewayState>,
     caller: Caller,
@@ -168,15 +161,14 @@ async fn tools(
 /// The connection's upstream session or child on this replica: whether it
 /// runs, its pid, restarts, last error and the tail of its stderr (secret
 /// values masked). For admins (connections.publish).
+#[utoipa::path(get, path = "/connections/{id}/process", tag = "connections", params(("id" = String, Path, description = "The connection's id or slug")), responses((status = 200, body = ProcessView)))]
 async fn process(
     axum::Extension(s): axum::Extension<GatewayState>,
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<ProcessView>, ApiError> {
     let ctx = caller.ctx();
-    ctx.principal
-        .require(Permission::ConnectionsPublish, Scope::ReadOrg)?;
-    let target = s.api.core.connection_for_refresh(ctx, &id).await?;
+    let target = s.api.core.connection_process_target(ctx, &id).await?;
     Ok(Json(s.pool.process_view(&target.id).await))
 }
 
@@ -186,11 +178,10 @@ async fn custom_entries(
     s: &GatewayState,
     caller: &Caller,
 ) -> Result<Vec<integrations::Integration>, ApiError> {
-    if !caller
-        .principal
-        .permissions
-        .contains(Permission::ConnectionsUse)
-    {
+    if !s.api.core.allows(
+        caller.ctx(),
+        &switchboard_core::access::ops::INTEGRATION_LIST,
+    ) {
         return Ok(Vec::new());
     }
     Ok(s.api
@@ -212,6 +203,7 @@ async fn custom_entries(
 /// runs or reaches, the settings it needs with secrets marked, how it was
 /// verified), the operator's own (`verified: operator`), then the org's
 /// own (`verified: custom`).
+#[utoipa::path(get, path = "/integrations", tag = "connections", responses((status = 200, body = Vec<integrations::Integration>)))]
 async fn list_integrations(
     axum::Extension(s): axum::Extension<GatewayState>,
     caller: Caller,
@@ -224,6 +216,7 @@ async fn list_integrations(
 /// Adds an org's own integration (connections.publish): the same shape as
 /// a shipped entry, checked before it is stored (id rules, transport
 /// fields, a settings schema that compiles, valid targets, sizes).
+#[utoipa::path(post, path = "/integrations", tag = "connections", request_body = integrations::Integration, responses((status = 201, body = integrations::Integration)))]
 async fn add_integration(
     axum::Extension(s): axum::Extension<GatewayState>,
     caller: Caller,
@@ -244,6 +237,7 @@ async fn add_integration(
 }
 
 /// Removes an org's own integration (connections.publish).
+#[utoipa::path(delete, path = "/integrations/{id}", tag = "connections", params(("id" = String, Path, description = "The integration's id")), responses((status = 204)))]
 async fn delete_integration(
     axum::Extension(s): axum::Extension<GatewayState>,
     caller: Caller,
@@ -259,6 +253,7 @@ async fn delete_integration(
 /// Publishes a connection from a catalog entry (connections.publish): the
 /// core checks the settings against the entry (only those it declares; a
 /// path on the host only for the operator) and audits a refusal.
+#[utoipa::path(post, path = "/connections/from-integration", tag = "connections", request_body = switchboard_core::connections::PublishIntegration, responses((status = 201, body = ConnectionView)))]
 async fn connect_integration(
     axum::Extension(s): axum::Extension<GatewayState>,
     caller: Caller,

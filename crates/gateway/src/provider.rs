@@ -14,9 +14,9 @@ use switchboard_capabilities::{
     About, CallerChannel, CatalogEntry, ConnectionCapabilities, ConnectionSource, ForwardError,
     ListChange, ToolRules,
 };
+use switchboard_core::connections::ConnectionRow;
 use switchboard_core::connections::ToolOverride;
 use switchboard_core::{AccessCache, Core, CoreError, Ctx, Principal};
-use switchboard_storage::ConnectionRow;
 
 use crate::health::HealthBook;
 use crate::pool::UpstreamPool;

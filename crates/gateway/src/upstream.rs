@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::pool::{PoolEvent, UpstreamPool};
 
-pub use switchboard_core::HOP_HEADER;
+pub use switchboard_api::HOP_HEADER;
 
 /// Lists a connection's upstream: every tool, and the resources, resource
 /// templates and prompts it says it offers (all pages, at most

@@ -11,6 +11,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use switchboard_capabilities::Denial;
+use switchboard_core::access::{Decision, Facts, decide, ops};
 use switchboard_core::{CallInfo, CoreError, Ctx, Outcome, Principal, RequestMeta, Surface};
 use switchboard_domain::Scope;
 
@@ -52,7 +53,7 @@ impl HostRules {
         HostRules {
             hosts,
             origins,
-            hub_id: switchboard_core::hub_id(public_url.as_str()),
+            hub_id: switchboard_api::hub_id(public_url.as_str()),
         }
     }
 
@@ -117,7 +118,7 @@ impl HostRules {
         // A request our own gateway sent: a connection points back at this
         // hub, and serving it would call out again, forever.
         let looped = headers
-            .get_all(switchboard_core::HOP_HEADER)
+            .get_all(switchboard_api::HOP_HEADER)
             .iter()
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
@@ -388,8 +389,7 @@ pub async fn mcp_guard(State(state): State<McpState>, req: Request, next: Next) 
     if is_delete
         && resp.status().is_success()
         && let Some(id) = &session_id
-        && let Err(e) =
-            switchboard_storage::delete_mcp_session(state.caps.core().db().pool(), id).await
+        && let Err(e) = state.caps.core().end_mcp_session(id).await
     {
         tracing::warn!(error = %e, "could not delete an ended MCP session");
     }
@@ -479,25 +479,17 @@ async fn precheck_virtual(
     if method != "tools/call" {
         return None;
     }
-    let scopes = principal.scopes()?;
-    if scopes.contains(&Scope::ConnectionsUse) {
-        return None;
-    }
     let name = v.get("params")?.get("name")?.as_str()?;
-    let message = format!(
-        "'{name}' is a tool of a connection, and using connections needs the token scope 'connections:use', which this token lacks: authorize again (or create a token) with that scope"
-    );
-    refuse_scope(
-        state,
-        principal,
-        meta,
-        v,
-        prm,
-        name,
-        vec![Scope::ConnectionsUse],
-        message,
-    )
-    .await
+    // Whatever the tool does, using a connection's tool at all is asked as
+    // a read: only a missing scope is answered here (the handler answers
+    // the rest, knowing the tool).
+    let facts = Facts::of(principal, Surface::Mcp).about(name);
+    let Decision::StepUp { scopes, message } =
+        decide(principal, &ops::upstream_tool(true, false, false), &facts)
+    else {
+        return None;
+    };
+    refuse_scope(state, principal, meta, v, prm, name, scopes, message).await
 }
 
 /// A `subscriptions/listen` stream is acknowledged by rmcp before our

@@ -100,9 +100,7 @@ pub(crate) async fn store_session_log_level(
             .headers
             .get("mcp-session-id")
             .and_then(|v| v.to_str().ok())
-        && let Err(e) =
-            switchboard_storage::set_mcp_session_log_level(caps.core().db().pool(), id, &level)
-                .await
+        && let Err(e) = caps.core().set_mcp_session_log_level(id, &level).await
     {
         tracing::warn!(error = %e, "could not store the session's log level");
     }

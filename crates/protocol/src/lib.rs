@@ -107,8 +107,15 @@ impl McpState {
         principal: &Principal,
         now: i64,
     ) -> Result<bool, axum::response::Response> {
-        let pool = self.caps.core().db().pool();
-        let row = switchboard_storage::mcp_session(pool, id)
+        self.caps
+            .core()
+            .mcp_session_owner_ok(
+                id,
+                principal,
+                now,
+                sessions::SESSION_IDLE_MS,
+                SESSION_TOUCH_MS,
+            )
             .await
             .map_err(|e| {
                 tracing::error!(error = %e, "could not read an MCP session");
@@ -117,22 +124,7 @@ impl McpState {
                     "internal error",
                 )
                     .into_response()
-            })?;
-        let Some(row) = row else {
-            return Ok(false);
-        };
-        if row.last_seen_at < now - sessions::SESSION_IDLE_MS {
-            return Ok(false);
-        }
-        let owner_ok = row.account_id.as_deref() == Some(principal.account_id.as_str())
-            && row.org_id.as_deref() == Some(principal.org_id.as_str());
-        if owner_ok
-            && let Err(e) =
-                switchboard_storage::touch_mcp_session(pool, id, now, SESSION_TOUCH_MS).await
-        {
-            tracing::warn!(error = %e, "could not record MCP session activity");
-        }
-        Ok(owner_ok)
+            })
     }
 }
 
@@ -146,7 +138,7 @@ pub fn router(state: McpState) -> (Router, CancellationToken) {
         .with_max_request_body_bytes(state.max_body_bytes)
         .with_cancellation_token(cancel.clone());
     config.session_store = Some(Arc::new(sessions::DbSessionStore {
-        db: state.caps.core().db().clone(),
+        core: state.caps.core().clone(),
     }));
     let caps = state.caps.clone();
     let org_sessions = Arc::new(LocalSessionManager::default());
@@ -166,7 +158,7 @@ pub fn router(state: McpState) -> (Router, CancellationToken) {
         .with_max_request_body_bytes(state.max_body_bytes)
         .with_cancellation_token(cancel.clone());
     vconfig.session_store = Some(Arc::new(sessions::DbSessionStore {
-        db: state.caps.core().db().clone(),
+        core: state.caps.core().clone(),
     }));
     let saved = Arc::new(virtual_server::SavedServers::new(
         virtual_server::MAX_CACHED_SERVERS,
@@ -181,7 +173,7 @@ pub fn router(state: McpState) -> (Router, CancellationToken) {
         virtual_sessions,
         vconfig,
     );
-    sessions::spawn_reaper(state.caps.core().db().clone());
+    sessions::spawn_reaper(state.caps.core().clone());
     let mcp = Router::new()
         .route_service("/mcp", service)
         .route_service("/mcp/servers/{slug}", virtual_servers)

@@ -267,10 +267,7 @@ impl VirtualHandler {
             Err(_) => return,
         };
         let text = serde_json::Value::from(uris).to_string();
-        if let Err(e) =
-            switchboard_storage::set_mcp_session_resources(self.caps.core().db().pool(), &id, &text)
-                .await
-        {
+        if let Err(e) = self.caps.core().set_mcp_session_resources(&id, &text).await {
             tracing::warn!(error = %e, "could not keep a session's resource subscriptions");
         }
     }
@@ -279,7 +276,10 @@ impl VirtualHandler {
     /// subscribed to elsewhere.
     async fn resume_session_resources(&self, ctx: &RequestContext<RoleServer>, c: &Caller) {
         let Some(id) = session_id(ctx) else { return };
-        let stored = switchboard_storage::mcp_session_resources(self.caps.core().db().pool(), &id)
+        let stored = self
+            .caps
+            .core()
+            .mcp_session_resources(&id)
             .await
             .ok()
             .flatten()
@@ -657,14 +657,14 @@ impl VirtualHandler {
                 .and_then(|v| v.as_str().map(str::to_owned));
         }
         let id = session_id(ctx)?;
-        let row = switchboard_storage::mcp_session(self.caps.core().db().pool(), &id)
+        let level = self
+            .caps
+            .core()
+            .mcp_session_log_level(&id)
             .await
             .ok()
             .flatten();
-        Some(
-            row.and_then(|r| r.log_level)
-                .unwrap_or_else(|| "debug".to_owned()),
-        )
+        Some(level.unwrap_or_else(|| "debug".to_owned()))
     }
 
     /// What binds a sealed request state: the caller, this server, the

@@ -44,17 +44,16 @@ fn init_tracing(settings: &Settings) {
 pub fn app(
     state: ApiState,
     oauth: switchboard_oauth::ClientMetadataSettings,
-    gateway: Router,
+    gateway: utoipa_axum::router::OpenApiRouter<ApiState>,
     mcp: Router,
     request_timeout: std::time::Duration,
 ) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
     let timed = Router::new()
-        .merge(switchboard_api::router(state.clone()))
+        .merge(switchboard_api::router(state.clone(), gateway))
         .merge(switchboard_oauth::router(
             switchboard_oauth::OAuthState::new(state.clone(), oauth),
         ))
-        .merge(gateway)
         .merge(switchboard_web::router(state))
         .fallback(|| async {
             ApiError::new(
@@ -204,7 +203,7 @@ pub async fn serve(settings: Settings) -> Result<()> {
     let mut app = app(
         state,
         client_metadata,
-        switchboard_gateway::router(gateway.state.clone()),
+        switchboard_gateway::routes(gateway.state.clone()),
         mcp,
         resolved.request_timeout,
     );

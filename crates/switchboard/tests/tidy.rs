@@ -291,3 +291,209 @@ fn the_link_scanner_finds_links_and_skips_code() {
         ]
     );
 }
+
+/// The tool table of `docs/mcp.md` is the declarations' own: regenerate it
+/// with `UPDATE_DOCS=1 cargo test -p switchboard --test tidy`.
+#[test]
+fn the_tool_table_in_the_docs_is_the_declared_one() {
+    use switchboard_capabilities::Provider;
+    let tools = switchboard_capabilities::OrgTools::new(50).expect("the tools declare");
+    let table = switchboard_capabilities::tool_table_markdown(&tools.capabilities());
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/mcp.md");
+    let doc = std::fs::read_to_string(&path).expect("docs/mcp.md");
+    let begin = doc
+        .find("<!-- tools:begin")
+        .expect("the tools:begin marker");
+    let begin = begin + doc[begin..].find("-->").expect("marker end") + 3;
+    let end = doc
+        .find("<!-- tools:end -->")
+        .expect("the tools:end marker");
+    let current = doc[begin..end].trim();
+    if current != table.trim() {
+        if std::env::var_os("UPDATE_DOCS").is_some() {
+            let updated = format!("{}\n{}{}", &doc[..begin], table, &doc[end..]);
+            std::fs::write(&path, updated).expect("write docs/mcp.md");
+            return;
+        }
+        panic!(
+            "docs/mcp.md's tool table differs from the declarations; run `UPDATE_DOCS=1 cargo test -p switchboard --test tidy`.\nexpected:\n{table}\nfound:\n{current}"
+        );
+    }
+}
+
+/// Each crate depends only on the layers below it (ARCHITECTURE.md): the
+/// surfaces never reach storage, only the MCP crates speak MCP (rmcp), and
+/// the core knows no HTTP.
+#[test]
+fn crates_depend_only_on_the_layers_below_them() {
+    let allowed: &[(&str, &[&str])] = &[
+        ("domain", &[]),
+        ("storage", &["domain"]),
+        ("vault", &[]),
+        ("egress", &[]),
+        ("core", &["domain", "storage", "vault"]),
+        ("capabilities", &["core", "domain"]),
+        ("api", &["core", "domain"]),
+        ("web", &["api", "core", "domain"]),
+        ("oauth", &["api", "core", "domain", "egress"]),
+        ("protocol", &["api", "capabilities", "core", "domain"]),
+        (
+            "gateway",
+            &["api", "capabilities", "core", "domain", "egress"],
+        ),
+        ("test-upstream", &[]),
+        (
+            "switchboard",
+            &[
+                "api",
+                "capabilities",
+                "core",
+                "domain",
+                "egress",
+                "gateway",
+                "oauth",
+                "protocol",
+                "storage",
+                "vault",
+                "web",
+            ],
+        ),
+    ];
+    // Outside crates that belong to one layer only.
+    let only: &[(&str, &[&str])] = &[
+        ("rmcp", &["protocol", "gateway", "test-upstream"]),
+        (
+            "axum",
+            &[
+                "api",
+                "web",
+                "oauth",
+                "protocol",
+                "gateway",
+                "switchboard",
+                "test-upstream",
+            ],
+        ),
+        ("sqlx", &["storage"]),
+        ("reqwest", &["egress", "gateway", "oauth"]),
+    ];
+    let crates = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut problems = Vec::new();
+    for entry in std::fs::read_dir(&crates).expect("crates dir").flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Ok(manifest) = std::fs::read_to_string(entry.path().join("Cargo.toml")) else {
+            continue;
+        };
+        let deps = dependencies(&manifest);
+        let Some((_, ours)) = allowed.iter().find(|(c, _)| *c == name) else {
+            problems.push(format!(
+                "crate '{name}' has no place in the layering: add it here and to ARCHITECTURE.md"
+            ));
+            continue;
+        };
+        for dep in &deps {
+            if let Some(layer) = dep.strip_prefix("switchboard-")
+                && !ours.contains(&layer)
+            {
+                problems.push(format!(
+                    "'{name}' depends on '{dep}', which is not a layer below it"
+                ));
+            }
+            if let Some((_, users)) = only.iter().find(|(d, _)| d == dep)
+                && !users.contains(&name.as_str())
+            {
+                problems.push(format!(
+                    "'{name}' depends on '{dep}', which only {users:?} may use"
+                ));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// The names in a manifest's `[dependencies]` (not dev- or build-).
+fn dependencies(manifest: &str) -> Vec<String> {
+    let mut in_deps = false;
+    let mut out = Vec::new();
+    for line in manifest.lines() {
+        let line = line.trim();
+        if line.starts_with('[') {
+            in_deps = line == "[dependencies]";
+            continue;
+        }
+        if !in_deps || line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if let Some((name, _)) = line.split_once('=') {
+            // `name.workspace = true` names `name`.
+            let name = name.trim();
+            out.push(name.split('.').next().unwrap_or(name).to_owned());
+        }
+    }
+    out
+}
+
+/// Every `/api/v1` route is described in the OpenAPI document: routes are
+/// registered through utoipa (`routes!`), never with a bare `.route(` —
+/// the only exception is the document itself.
+#[test]
+fn every_rest_route_is_in_the_openapi_document() {
+    let crates = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut files = Vec::new();
+    for c in std::fs::read_dir(&crates).expect("crates dir").flatten() {
+        rust_files(&c.path().join("src"), &mut files);
+    }
+    let mut bare = Vec::new();
+    for f in &files {
+        let text = std::fs::read_to_string(f).unwrap_or_default();
+        for (i, line) in text.lines().enumerate() {
+            let compact: String = line.split_whitespace().collect();
+            if compact.contains(".route(\"/api/v1") && !compact.contains("/api/v1/openapi.json") {
+                bare.push(format!("{}:{}", f.display(), i + 1));
+            }
+        }
+    }
+    // A route split over lines: `.route(` then the path on the next line.
+    for f in &files {
+        let text = std::fs::read_to_string(f).unwrap_or_default();
+        let compact: String = text.split_whitespace().collect();
+        let mut rest = compact.as_str();
+        while let Some(i) = rest.find(".route(\"/api/v1") {
+            let tail = &rest[i..];
+            if !tail.starts_with(".route(\"/api/v1/openapi.json") {
+                bare.push(format!("{} (a bare /api/v1 route)", f.display()));
+            }
+            rest = &rest[i + 1..];
+        }
+    }
+    bare.dedup();
+    assert!(
+        bare.is_empty(),
+        "REST routes registered without their OpenAPI description (use utoipa_axum's routes!):\n{}",
+        bare.join("\n")
+    );
+}
+
+/// The core knows no HTTP: no header names, no status codes.
+#[test]
+fn the_core_knows_no_http() {
+    let core = Path::new(env!("CARGO_MANIFEST_DIR")).join("../core/src");
+    let mut files = Vec::new();
+    rust_files(&core, &mut files);
+    let mut found = Vec::new();
+    for f in &files {
+        let text = std::fs::read_to_string(f).unwrap_or_default();
+        for needle in [
+            "StatusCode",
+            "HeaderName",
+            "http::",
+            "axum::",
+            "_HEADER: &str",
+        ] {
+            if text.contains(needle) {
+                found.push(format!("{} mentions {needle}", f.display()));
+            }
+        }
+    }
+    assert!(found.is_empty(), "{}", found.join("\n"));
+}

@@ -12,6 +12,7 @@ use crate::{ApiError, ApiState, Caller};
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct AuditParams {
     /// Account id of the actor.
     pub actor_id: Option<String>,
