@@ -412,8 +412,25 @@ impl Capabilities {
     /// that must answer some refusals at the HTTP level, such as `/mcp`'s
     /// 403 `insufficient_scope`). Unknown names pass: the call reports them.
     pub fn precheck(&self, principal: &Principal, name: &str) -> Option<Denial> {
-        let (cap, _) = self.index.get(name)?;
-        cap.authorize(principal).err()
+        if let Some((cap, _)) = self.index.get(name) {
+            return cap.authorize(principal).err();
+        }
+        // A connection's tool (`{slug}/{tool}`): using any connection needs
+        // `connections:use`, whatever the tool does (asked as a read; the
+        // call path decides the rest once it knows the tool).
+        if self.connections.is_some() && name.contains('/') && name.len() <= 256 {
+            let op = switchboard_core::access::ops::upstream_tool(true, false, false);
+            let facts =
+                switchboard_core::access::Facts::of(principal, switchboard_core::Surface::Mcp)
+                    .about(name);
+            return match switchboard_core::access::decide(principal, &op, &facts) {
+                switchboard_core::access::Decision::StepUp { scopes, message } => {
+                    Some(Denial::MissingScope { scopes, message })
+                }
+                _ => None,
+            };
+        }
+        None
     }
 
     /// The one path of a call: resolve → authorize → validate → execute →

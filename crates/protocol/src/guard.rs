@@ -338,15 +338,22 @@ pub async fn mcp_guard(State(state): State<McpState>, req: Request, next: Next) 
             Ok(v) => v,
             Err(resp) => return resp,
         };
+        is_initialize = message.get("method").and_then(Value::as_str) == Some("initialize");
         let refused = if virtual_server {
-            precheck_virtual(&state, &principal, &meta, &message, &prm, &path).await
+            gate_virtual(&state, &principal, &meta, Some(&message), &prm, &path).await
         } else {
             precheck(&state, &principal, &meta, &message, &prm).await
         };
         if let Some(resp) = refused {
             return resp;
         }
-        is_initialize = message.get("method").and_then(Value::as_str) == Some("initialize");
+        // A session is opened only for a caller who may use MCP at all: a
+        // refused initialize hands out no session.
+        if is_initialize
+            && let Some(resp) = gate_initialize(&state, &principal, &meta, &message).await
+        {
+            return resp;
+        }
         if is_initialize && session_id.is_none() {
             match state
                 .caps
@@ -360,6 +367,11 @@ pub async fn mcp_guard(State(state): State<McpState>, req: Request, next: Next) 
         }
         Body::from(bytes)
     } else {
+        if virtual_server
+            && let Some(resp) = gate_virtual(&state, &principal, &meta, None, &prm, &path).await
+        {
+            return resp;
+        }
         body
     };
     let is_delete = parts.method == Method::DELETE;
@@ -385,6 +397,12 @@ pub async fn mcp_guard(State(state): State<McpState>, req: Request, next: Next) 
             "could not record the session",
         )
             .into_response();
+    }
+    let mut resp = resp;
+    // An ended session answers 204 (rmcp says 202, which clients warn about:
+    // nothing is left to accept).
+    if is_delete && resp.status() == StatusCode::ACCEPTED {
+        resp = StatusCode::NO_CONTENT.into_response();
     }
     if is_delete
         && resp.status().is_success()
@@ -461,48 +479,59 @@ fn parse_message(body: &Bytes) -> Result<Value, Response> {
     }
 }
 
-/// On a virtual server every tool needs the scope `connections:use`: a
-/// `tools/call` with a token that lacks it is answered here with 403
-/// `insufficient_scope`, as on `/mcp`.
-async fn precheck_virtual(
+/// Every request to a virtual server is first asked two things, here,
+/// before rmcp sees it (so a refused `initialize` opens no session):
+///
+/// - using a connection at all needs the token scope `connections:use`:
+///   without it, 403 `insufficient_scope` with the step-up challenge, for
+///   every method (the client can ask for the scope);
+/// - the server must be one the caller may use: one they may not use is
+///   answered exactly like one that does not exist, 404 with the same
+///   sentence (its existence does not leak).
+///
+/// Both refusals are audited.
+async fn gate_virtual(
     state: &McpState,
     principal: &Principal,
     meta: &RequestMeta,
-    v: &Value,
+    message: Option<&Value>,
     prm: &str,
     path: &str,
 ) -> Option<Response> {
-    let method = v.get("method")?.as_str()?;
-    if method == "subscriptions/listen" {
-        return precheck_listen(state, principal, meta, v, path).await;
-    }
-    if method != "tools/call" {
-        return None;
-    }
-    let name = v.get("params")?.get("name")?.as_str()?;
-    // Whatever the tool does, using a connection's tool at all is asked as
-    // a read: only a missing scope is answered here (the handler answers
-    // the rest, knowing the tool).
-    let facts = Facts::of(principal, Surface::Mcp).about(name);
-    let Decision::StepUp { scopes, message } =
-        decide(principal, &ops::upstream_tool(true, false, false), &facts)
-    else {
-        return None;
-    };
-    refuse_scope(state, principal, meta, v, prm, name, scopes, message).await
-}
-
-/// A `subscriptions/listen` stream is acknowledged by rmcp before our
-/// handler runs, so a caller who may not use this server is refused here,
-/// before the acknowledgment, the same way as any other request to it.
-async fn precheck_listen(
-    state: &McpState,
-    principal: &Principal,
-    meta: &RequestMeta,
-    v: &Value,
-    path: &str,
-) -> Option<Response> {
     let slug = path.strip_prefix("/mcp/servers/")?;
+    let method = message
+        .and_then(|m| m.get("method"))
+        .and_then(Value::as_str)
+        .unwrap_or("(stream)");
+    // Client answers (responses to our requests) carry no method: they ride
+    // on a session already admitted.
+    if message.is_some_and(|m| m.get("method").is_none()) {
+        return None;
+    }
+    let id = message
+        .and_then(|m| m.get("id"))
+        .cloned()
+        .unwrap_or(Value::Null);
+    let tool = message
+        .and_then(|m| m.get("params"))
+        .and_then(|p| p.get("name"))
+        .and_then(Value::as_str);
+    let facts = Facts::of(principal, Surface::Mcp).about(tool.unwrap_or(slug));
+    if let Decision::StepUp {
+        scopes,
+        message: sentence,
+    } = decide(principal, &ops::upstream_tool(true, false, false), &facts)
+    {
+        let call = CallInfo {
+            method: method.to_owned(),
+            tool: tool.map(str::to_owned),
+            arguments: Value::Null,
+        };
+        if let Some(failed) = record_refusal(state, principal, meta, call, &sentence).await {
+            return Some(failed);
+        }
+        return Some(insufficient_scope(prm, &scopes, &sentence, id));
+    }
     let allowed = match crate::virtual_server::may_use(&state.caps, principal, slug).await {
         Ok(allowed) => allowed,
         // Logged where it happened.
@@ -513,21 +542,50 @@ async fn precheck_listen(
     if allowed {
         return None;
     }
-    let message = crate::virtual_server::not_found_message(slug);
+    let sentence = crate::virtual_server::not_found_message(slug);
     let call = CallInfo {
-        method: "subscriptions/listen".into(),
-        tool: None,
+        method: method.to_owned(),
+        tool: tool.map(str::to_owned),
         arguments: Value::Null,
     };
-    if let Some(failed) = record_refusal(state, principal, meta, call, &message).await {
+    if let Some(failed) = record_refusal(state, principal, meta, call, &sentence).await {
         return Some(failed);
     }
     let body = serde_json::json!({
         "jsonrpc": "2.0",
-        "id": v.get("id").cloned().unwrap_or(Value::Null),
-        "error": {"code": -32001, "message": message, "data": {"server": slug}},
+        "id": id,
+        "error": {"code": crate::rpc::FORBIDDEN, "message": sentence, "data": {"server": slug}},
     });
-    Some(axum::Json(body).into_response())
+    Some((StatusCode::NOT_FOUND, axum::Json(body)).into_response())
+}
+
+/// An `initialize` from a caller who may not use MCP at all (the org turned
+/// it off, or its policy could not be read) is refused here, before a
+/// session is opened for it.
+async fn gate_initialize(
+    state: &McpState,
+    principal: &Principal,
+    meta: &RequestMeta,
+    message: &Value,
+) -> Option<Response> {
+    let facts = Facts::of(principal, Surface::Mcp).about("initialize");
+    let Decision::Deny(refusal) = decide(principal, &ops::WHOAMI, &facts) else {
+        return None;
+    };
+    let call = CallInfo {
+        method: "initialize".into(),
+        tool: None,
+        arguments: Value::Null,
+    };
+    if let Some(failed) = record_refusal(state, principal, meta, call, &refusal.message).await {
+        return Some(failed);
+    }
+    let body = json!({
+        "jsonrpc": "2.0",
+        "id": message.get("id").cloned().unwrap_or(Value::Null),
+        "error": {"code": crate::rpc::FORBIDDEN, "message": refusal.message},
+    });
+    Some((StatusCode::FORBIDDEN, axum::Json(body)).into_response())
 }
 
 /// A `tools/call` whose only obstacle is a missing token scope is answered
