@@ -197,14 +197,20 @@ done
 echo
 printf 'peak RSS (VmHWM): switchboard %s MB, upstream (HTTP) %s MB, upstream child (stdio) %s MB\n' \
   "$(mb "$SB_RSS_KB")" "$(mb "$UP_RSS_KB")" "$(mb "$CHILD_RSS_KB")"
-echo "targets (reported, not enforced):"
-awk -v ratio="${RATIOS[$I_HTTP]%\%}" -v t="$TARGET_RATIO" 'BEGIN {
-  printf "  gateway HTTP at c='"$CONNECTIONS"': %5.1f%% of direct (>= %d%%: %s)\n", ratio, t, (ratio >= t ? "met" : "NOT met") }'
-awk -v s="${RATIOS[$I_STDIO]%\%}" 'BEGIN { printf "  gateway stdio at c='"$CONNECTIONS"': %5.1f%% of direct\n", s }'
-# Each gateway row against the direct row of its own round.
-awk -v d="${P50[$((SUMMARY[4] - 1))]}" -v h="${P50[${SUMMARY[4]}]}" \
-  -v ds="${P50[$((SUMMARY[5] - 2))]}" -v s="${P50[${SUMMARY[5]}]}" -v t="$TARGET_ADDED_P50_MS" 'BEGIN {
-  printf "  added p50 at c=1: HTTP %.2f ms (< %.1f ms: %s), stdio %.2f ms\n", h - d, t, (h - d < t ? "met" : "NOT met"), s - ds }'
+if [[ ${SMOKE:-0} == 1 ]]; then
+  # A smoke run (debug build, a few hundred requests) checks that every
+  # request succeeds under load; its figures say nothing about the targets.
+  echo "targets: not judged in smoke mode (run without SMOKE=1 on a release build)"
+else
+  echo "targets (reported, not enforced):"
+  awk -v ratio="${RATIOS[$I_HTTP]%\%}" -v t="$TARGET_RATIO" 'BEGIN {
+    printf "  gateway HTTP at c='"$CONNECTIONS"': %5.1f%% of direct (>= %d%%: %s)\n", ratio, t, (ratio >= t ? "met" : "NOT met") }'
+  awk -v s="${RATIOS[$I_STDIO]%\%}" 'BEGIN { printf "  gateway stdio at c='"$CONNECTIONS"': %5.1f%% of direct\n", s }'
+  # Each gateway row against the direct row of its own round.
+  awk -v d="${P50[$((SUMMARY[4] - 1))]}" -v h="${P50[${SUMMARY[4]}]}" \
+    -v ds="${P50[$((SUMMARY[5] - 2))]}" -v s="${P50[${SUMMARY[5]}]}" -v t="$TARGET_ADDED_P50_MS" 'BEGIN {
+    printf "  added p50 at c=1: HTTP %.2f ms (< %.1f ms: %s), stdio %.2f ms\n", h - d, t, (h - d < t ? "met" : "NOT met"), s - ds }'
+fi
 if ((FAILED)); then
   echo "some requests failed or a scenario did not finish (marked * or !): see above"
   exit 1

@@ -173,18 +173,24 @@ for i in "${!NAMES[@]}"; do
 done
 echo
 printf 'peak RSS (VmHWM): switchboard %s MB, ceiling %s MB\n' "$(mb "$SB_RSS_KB")" "$(mb "$CEILING_RSS_KB")"
-echo "targets (reported, not enforced):"
-for i in "${!NAMES[@]}"; do
-  [[ ${NAMES[$i]} == whoami* ]] || continue
-  awk -v name="${NAMES[$i]}" -v ratio="${RATIOS[$i]%\%}" -v p99="${P99[$i]}" \
-    -v tr="$TARGET_RATIO" -v tp="$TARGET_P99_MS" 'BEGIN {
-      printf "  %-32s req/s %5.1f%% of ceiling (>= %d%%: %s)   p99 %.2f ms (< %d ms: %s)\n",
-        name, ratio, tr, (ratio >= tr ? "met" : "NOT met"), p99, tp, (p99 < tp ? "met" : "NOT met")
-    }'
-done
-awk -v k="$SB_RSS_KB" -v t="$TARGET_RSS_MB" 'BEGIN {
-  printf "  %-32s %.1f MB (< %d MB: %s)\n", "switchboard peak RSS", k / 1024, t, (k / 1024 < t ? "met" : "NOT met")
-}'
+if [[ ${SMOKE:-0} == 1 ]]; then
+  # A smoke run (debug build, a few hundred requests) checks that every
+  # request succeeds under load; its figures say nothing about the targets.
+  echo "targets: not judged in smoke mode (run without SMOKE=1 on a release build)"
+else
+  echo "targets (reported, not enforced):"
+  for i in "${!NAMES[@]}"; do
+    [[ ${NAMES[$i]} == whoami* ]] || continue
+    awk -v name="${NAMES[$i]}" -v ratio="${RATIOS[$i]%\%}" -v p99="${P99[$i]}" \
+      -v tr="$TARGET_RATIO" -v tp="$TARGET_P99_MS" 'BEGIN {
+        printf "  %-32s req/s %5.1f%% of ceiling (>= %d%%: %s)   p99 %.2f ms (< %d ms: %s)\n",
+          name, ratio, tr, (ratio >= tr ? "met" : "NOT met"), p99, tp, (p99 < tp ? "met" : "NOT met")
+      }'
+  done
+  awk -v k="$SB_RSS_KB" -v t="$TARGET_RSS_MB" 'BEGIN {
+    printf "  %-32s %.1f MB (< %d MB: %s)\n", "switchboard peak RSS", k / 1024, t, (k / 1024 < t ? "met" : "NOT met")
+  }'
+fi
 if ((FAILED)); then
   echo "some requests failed or a scenario did not finish (marked * or !): see above"
   exit 1

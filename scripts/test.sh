@@ -237,17 +237,22 @@ if [ "$TEST_RC" -eq 0 ]; then end_stage ok; else end_stage "FAILED (exit $TEST_R
 
 # ---------------------------------------------------------------------------
 # Stage 5: the MCP benchmark in smoke mode (a few hundred requests per
-# scenario on the test build): it proves the benchmark runs and every
+# scenario on the test build's own binaries, SKIP_BUILD=1): it proves the benchmark runs and every
 # request succeeds under load; the figures themselves come from a full
 # release run by hand (bench/README.md).
 # ---------------------------------------------------------------------------
+# The test build made the binaries the smoke needs; a filtered run may not have.
+SKIP_BUILD=0
+if [[ -x target/debug/switchboard && -x target/debug/switchboard-test-upstream && -x target/debug/examples/bench_ceiling ]]; then
+    SKIP_BUILD=1
+fi
 STAGE_LOG=$(mktemp /tmp/switchboard-stage-log.XXXXXX)
 begin_stage "5. benchmark smoke (bench/mcp.sh)"
-SMOKE=1 PROFILE=debug ./bench/mcp.sh </dev/null 2>&1 | tee "$STAGE_LOG"
+SMOKE=1 PROFILE=debug SKIP_BUILD=$SKIP_BUILD ./bench/mcp.sh </dev/null 2>&1 | tee "$STAGE_LOG"
 end_stage ok
 
 begin_stage "5b. benchmark smoke (bench/gateway.sh)"
-SMOKE=1 PROFILE=debug ./bench/gateway.sh </dev/null 2>&1 | tee "$STAGE_LOG"
+SMOKE=1 PROFILE=debug SKIP_BUILD=$SKIP_BUILD ./bench/gateway.sh </dev/null 2>&1 | tee "$STAGE_LOG"
 end_stage ok
 rm -f -- "$STAGE_LOG"
 STAGE_LOG=""

@@ -354,7 +354,39 @@ fn schema<T: JsonSchema>(serialize: bool) -> JsonObject {
     if !obj.contains_key("properties") && obj.get("type") == Some(&json!("object")) {
         obj.insert("properties".into(), json!({}));
     }
-    obj
+    let mut v = Value::Object(obj);
+    standard_formats(&mut v);
+    match v {
+        Value::Object(o) => o,
+        _ => JsonObject::new(),
+    }
+}
+
+/// Keeps only JSON Schema 2020-12's own `format` values: schemars names
+/// Rust's integer and float types (`uint32`, `int64`, `double`), which
+/// clients flag as unknown. An unsigned one becomes `minimum: 0`.
+fn standard_formats(v: &mut Value) {
+    const STANDARD: [&str; 19] = [
+        "date-time", "date", "time", "duration", "email", "idn-email", "hostname",
+        "idn-hostname", "ipv4", "ipv6", "uri", "uri-reference", "iri", "iri-reference",
+        "uuid", "uri-template", "json-pointer", "relative-json-pointer", "regex",
+    ];
+    match v {
+        Value::Object(m) => {
+            if let Some(Value::String(f)) = m.get("format")
+                && !STANDARD.contains(&f.as_str())
+            {
+                let unsigned = f.starts_with("uint");
+                m.remove("format");
+                if unsigned && !m.contains_key("minimum") {
+                    m.insert("minimum".into(), json!(0));
+                }
+            }
+            m.values_mut().for_each(standard_formats);
+        }
+        Value::Array(items) => items.iter_mut().for_each(standard_formats),
+        _ => {}
+    }
 }
 
 /// What a tool's function gets: the provider (paging), the core and the
@@ -1031,6 +1063,21 @@ mod tests {
         ] {
             assert!(names.contains(&required), "{required} missing");
         }
+    }
+
+    #[test]
+    fn schemas_use_only_standard_formats() {
+        let tools = OrgTools::new(50).expect("schemas compile");
+        for t in &tools.tools {
+            for schema in [Some(&t.input_schema), t.output_schema.as_ref()].into_iter().flatten() {
+                let text = serde_json::to_string(&**schema).unwrap();
+                for bad in ["\"uint", "\"int32", "\"int64", "\"double\"", "\"float\""] {
+                    assert!(!text.contains(&format!("\"format\":{bad}")), "{}: {text}", t.name);
+                }
+            }
+        }
+        let list = tools.tools.iter().find(|t| t.name == "listMembers").unwrap();
+        assert_eq!(list.input_schema["properties"]["limit"]["minimum"], 1);
     }
 
     #[test]
