@@ -113,5 +113,6 @@ pub const HOP_HEADER: &str = "switchboard-hop";
 /// replica of one hub has the same id.
 pub fn hub_id(public_url: &str) -> String {
     use sha2::Digest;
-    hex::encode(&sha2::Sha256::digest(public_url.trim_end_matches('/').as_bytes())[..8])
+    let digest = sha2::Sha256::digest(public_url.trim_end_matches('/').as_bytes());
+    hex::encode(digest.get(..8).unwrap_or_default())
 }

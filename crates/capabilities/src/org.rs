@@ -367,9 +367,25 @@ fn schema<T: JsonSchema>(serialize: bool) -> JsonObject {
 /// clients flag as unknown. An unsigned one becomes `minimum: 0`.
 fn standard_formats(v: &mut Value) {
     const STANDARD: [&str; 19] = [
-        "date-time", "date", "time", "duration", "email", "idn-email", "hostname",
-        "idn-hostname", "ipv4", "ipv6", "uri", "uri-reference", "iri", "iri-reference",
-        "uuid", "uri-template", "json-pointer", "relative-json-pointer", "regex",
+        "date-time",
+        "date",
+        "time",
+        "duration",
+        "email",
+        "idn-email",
+        "hostname",
+        "idn-hostname",
+        "ipv4",
+        "ipv6",
+        "uri",
+        "uri-reference",
+        "iri",
+        "iri-reference",
+        "uuid",
+        "uri-template",
+        "json-pointer",
+        "relative-json-pointer",
+        "regex",
     ];
     match v {
         Value::Object(m) => {
@@ -1069,14 +1085,25 @@ mod tests {
     fn schemas_use_only_standard_formats() {
         let tools = OrgTools::new(50).expect("schemas compile");
         for t in &tools.tools {
-            for schema in [Some(&t.input_schema), t.output_schema.as_ref()].into_iter().flatten() {
+            for schema in [Some(&t.input_schema), t.output_schema.as_ref()]
+                .into_iter()
+                .flatten()
+            {
                 let text = serde_json::to_string(&**schema).unwrap();
                 for bad in ["\"uint", "\"int32", "\"int64", "\"double\"", "\"float\""] {
-                    assert!(!text.contains(&format!("\"format\":{bad}")), "{}: {text}", t.name);
+                    assert!(
+                        !text.contains(&format!("\"format\":{bad}")),
+                        "{}: {text}",
+                        t.name
+                    );
                 }
             }
         }
-        let list = tools.tools.iter().find(|t| t.name == "listMembers").unwrap();
+        let list = tools
+            .tools
+            .iter()
+            .find(|t| t.name == "listMembers")
+            .unwrap();
         assert_eq!(list.input_schema["properties"]["limit"]["minimum"], 1);
     }
 

@@ -508,7 +508,9 @@ impl Capabilities {
         if let Err(m) = cap.validate(&args) {
             return CallOutcome::InvalidArguments(m);
         }
-        let provider = &self.providers[*provider];
+        let Some(provider) = self.providers.get(*provider) else {
+            return CallOutcome::Internal;
+        };
         match provider.execute(&self.core, ctx, cap, args).await {
             Ok(v) => CallOutcome::Done(v),
             Err(e) => from_core_error(e),

@@ -1664,7 +1664,7 @@ async fn write_catalog(
     for kind in Listing::ALL {
         let items = match catalog.listings.iter().find(|(k, _)| *k == kind) {
             Some((_, items)) => Some(
-                serde_json::to_string(&items[..items.len().min(MAX_LISTED)])
+                serde_json::to_string(items.get(..MAX_LISTED).unwrap_or(items))
                     .map_err(|e| CoreError::Internal(format!("encoding a list: {e}")))?,
             ),
             None => None,

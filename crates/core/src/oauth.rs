@@ -901,7 +901,7 @@ impl Core {
                 }
                 given.to_owned()
             }
-            None if registered.len() == 1 => registered[0].clone(),
+            None if registered.len() == 1 => registered.first().cloned().unwrap_or_default(),
             None => {
                 return Err(AuthorizeError::Page(format!(
                     "the application '{}' registered several redirect URIs, so the request must name one (redirect_uri)",

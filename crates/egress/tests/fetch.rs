@@ -2,7 +2,8 @@
 //! addresses never see a connection (or, through the raw client, never a
 //! byte of a request), redirects are checked hop by hop, limits cut
 //! responses off. Every test is bounded in time.
-
+// Test code states its expectations: it may expect, panic and index.
+#![allow(clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 #![allow(clippy::unwrap_used)]
 
 use std::future::Future;

@@ -14,7 +14,7 @@
 pub mod confinement;
 pub mod health;
 pub mod pool;
-mod provider;
+mod source;
 mod upstream;
 
 use std::sync::Arc;
@@ -30,7 +30,7 @@ use utoipa_axum::routes;
 
 pub use health::{HealthBook, HealthSettings};
 pub use pool::{PoolSettings, ProcessView, UpstreamPool};
-pub use provider::GatewaySource;
+pub use source::GatewaySource;
 pub use switchboard_core::integrations;
 pub use upstream::{BackgroundSettings, HOP_HEADER};
 

@@ -377,8 +377,9 @@ impl ClientHandler for UpstreamHandler {
         if let Some(channel) = self.relays.by_progress(&self.connection_id, &ours)
             && let Some(theirs) = channel.progress_token()
             && let Ok(mut v) = serde_json::to_value(&params)
+            && let Some(m) = v.as_object_mut()
         {
-            v["progressToken"] = theirs;
+            m.insert("progressToken".into(), theirs);
             channel.notify("notifications/progress", v).await;
         }
         self.relays.progress_passed(&self.connection_id, &ours);

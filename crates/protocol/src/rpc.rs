@@ -26,9 +26,11 @@ pub const UNAUTHORIZED: i64 = -32000;
 pub const FORBIDDEN: i64 = -32001;
 
 fn error(id: Value, code: i64, message: &str, data: Option<Value>) -> Value {
-    let mut e = json!({"code": code, "message": message});
+    let mut e = serde_json::Map::new();
+    e.insert("code".into(), json!(code));
+    e.insert("message".into(), json!(message));
     if let Some(d) = data {
-        e["data"] = d;
+        e.insert("data".into(), d);
     }
     json!({"jsonrpc": "2.0", "id": id, "error": e})
 }
@@ -338,10 +340,12 @@ async fn dispatch(
                         .iter()
                         .filter_map(|c| serde_json::to_value(wire::tool(c)).ok())
                         .collect();
-                    let mut result = json!({"tools": tools});
+                    let mut result = serde_json::Map::new();
+                    result.insert("tools".into(), json!(tools));
                     if let Some(c) = page.next_cursor {
-                        result["nextCursor"] = Value::String(c);
+                        result.insert("nextCursor".into(), Value::String(c));
                     }
+                    let result = Value::Object(result);
                     audited(state, principal, meta, method, id, Ok(result)).await
                 }
                 Err(m) => {

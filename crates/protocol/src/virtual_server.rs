@@ -844,7 +844,9 @@ fn input_required(
             tracing::error!(error = %e, "could not seal a request state");
             ErrorData::internal_error("the server could not protect the request state", None)
         })?;
-        v["requestState"] = json!(sealed);
+        if let Some(m) = v.as_object_mut() {
+            m.insert("requestState".into(), json!(sealed));
+        }
     }
     serde_json::from_value(v).map(Some).map_err(|e| {
         ErrorData::internal_error(format!("the upstream's input-required result: {e}"), None)

@@ -1,4 +1,6 @@
 //! Members, invitations, teams and roles: the organization's rules, on both backends.
+// Test code states its expectations: it may expect, panic and index.
+#![allow(clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 mod common;
 

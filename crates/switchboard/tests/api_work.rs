@@ -1,4 +1,6 @@
 //! Work items, the audit log, pagination and bad input, on both backends.
+// Test code states its expectations: it may expect, panic and index.
+#![allow(clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 mod common;
 

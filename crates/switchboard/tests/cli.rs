@@ -1,4 +1,6 @@
 //! The CLI as an operator uses it, on both backends.
+// Test code states its expectations: it may expect, panic and index.
+#![allow(clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 mod common;
 

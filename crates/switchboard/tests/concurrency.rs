@@ -1,5 +1,7 @@
 //! Concurrency: many writers at once (API and CLI processes on the same
 //! database) all succeed; single-use things have exactly one winner.
+// Test code states its expectations: it may expect, panic and index.
+#![allow(clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 mod common;
 

@@ -3,7 +3,8 @@
 //! MCP policy): every tool × every built-in role and the org token × every
 //! policy switch, listed or not and allowed or refused as declared, on both
 //! `/mcp` and `/mcp/rpc`. Plus: one org's token never reaches another's data.
-
+// Test code states its expectations: it may expect, panic and index.
+#![allow(clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 // A test that meets an unexpected shape should stop right there.
 #![allow(clippy::unwrap_used)]
 

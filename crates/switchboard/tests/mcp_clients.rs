@@ -7,7 +7,8 @@
 //! The conformance suite cannot send an Authorization header, so a small
 //! loopback proxy (`tests/clients/auth_proxy.mjs`) adds a test token and
 //! passes Host and Origin through unchanged: the product has no bypass.
-
+// Test code states its expectations: it may expect, panic and index.
+#![allow(clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 // A test that meets an unexpected shape should stop right there.
 #![allow(clippy::unwrap_used)]
 

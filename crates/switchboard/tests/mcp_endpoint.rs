@@ -1,7 +1,8 @@
 //! The org MCP endpoint on the wire: both protocol eras on `/mcp`, legacy
 //! sessions across processes, the exact HTTP refusals, `/mcp/rpc` batches,
 //! bad input, pagination and the audit of every request.
-
+// Test code states its expectations: it may expect, panic and index.
+#![allow(clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 // A test that meets an unexpected shape should stop right there.
 #![allow(clippy::unwrap_used)]
 

@@ -4,7 +4,8 @@
 //! refusal the issue lists. A Rust HTTP client plays the member's browser
 //! here; real clients (Python SDK, mcp-remote, the conformance suite with
 //! headless Chromium) run in `oauth_clients.rs`.
-
+// Test code states its expectations: it may expect, panic and index.
+#![allow(clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 // A test that meets an unexpected shape should stop right there.
 #![allow(clippy::unwrap_used)]
 

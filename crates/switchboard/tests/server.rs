@@ -1,4 +1,6 @@
 //! The server process: first-start setup link, probes, OpenAPI, graceful shutdown.
+// Test code states its expectations: it may expect, panic and index.
+#![allow(clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 mod common;
 

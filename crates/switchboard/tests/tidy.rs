@@ -1,5 +1,7 @@
 //! Conventions the code base keeps: every source file says what it is for,
 //! the two migration folders match, and the Markdown links lead somewhere.
+// Test code states its expectations: it may expect, panic and index.
+#![allow(clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use std::path::{Path, PathBuf};
 

@@ -1,6 +1,8 @@
 //! The test upstream over stdio, spoken to in plain JSON lines: it
 //! initializes, answers `echo` with its text and `pid` with its own id.
 //! (Building this test also builds the binary the gateway's suites use.)
+// Test code states its expectations: it may expect, panic and index.
+#![allow(clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};

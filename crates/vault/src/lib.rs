@@ -65,7 +65,8 @@ impl fmt::Debug for Key {
 
 impl Key {
     fn from_bytes(bytes: [u8; 32]) -> Key {
-        let id = hex::encode(&Sha256::digest(bytes)[..8]);
+        let digest = Sha256::digest(bytes);
+        let id = hex::encode(digest.get(..8).unwrap_or(&digest[..]));
         Key {
             id,
             bytes: Zeroizing::new(bytes),
@@ -129,8 +130,10 @@ pub struct Sealed {
 /// The keys this server can open secrets with; the primary one seals.
 #[derive(Clone, Debug)]
 pub struct Keyring {
-    /// Oldest first; the last is the primary.
-    keys: Vec<Key>,
+    /// Earlier keys, oldest first: they still open what they sealed.
+    older: Vec<Key>,
+    /// The key new values are sealed with.
+    primary: Key,
 }
 
 /// The key file's format: every key ever added, oldest first.
@@ -151,11 +154,19 @@ fn associated_data(purpose: &str, secret_id: &str) -> Vec<u8> {
 
 impl Keyring {
     /// A keyring of the given keys (oldest first, the last seals).
-    pub fn new(keys: Vec<Key>) -> Result<Keyring, VaultError> {
-        if keys.is_empty() {
+    pub fn new(mut keys: Vec<Key>) -> Result<Keyring, VaultError> {
+        let Some(primary) = keys.pop() else {
             return Err(VaultError::BadKey("list is empty".into()));
-        }
-        Ok(Keyring { keys })
+        };
+        Ok(Keyring {
+            older: keys,
+            primary,
+        })
+    }
+
+    /// Every key, oldest first (the primary last).
+    fn keys(&self) -> impl Iterator<Item = &Key> {
+        self.older.iter().chain(std::iter::once(&self.primary))
     }
 
     /// Keys from `SWITCHBOARD_SECRET_KEY`'s value: one key, or several
@@ -211,7 +222,8 @@ impl Keyring {
 
     /// Adds a new primary key and rewrites the key file (atomically, 0600).
     pub fn add_key_to_file(&mut self, data_dir: &Path) -> Result<&Key, VaultError> {
-        self.keys.push(Key::generate()?);
+        let new = Key::generate()?;
+        self.older.push(std::mem::replace(&mut self.primary, new));
         self.write_file(&data_dir.join("secret-keys.json"))?;
         Ok(self.primary())
     }
@@ -225,7 +237,7 @@ impl Keyring {
     ) -> Result<Vec<String>, VaultError> {
         let primary = self.primary().id.clone();
         let mut dropped = Vec::new();
-        self.keys.retain(|k| {
+        self.older.retain(|k| {
             let keep = k.id == primary || used.contains(&k.id);
             if !keep {
                 dropped.push(k.id.clone());
@@ -242,7 +254,7 @@ impl Keyring {
             reason,
         };
         let file = KeyFile {
-            keys: self.keys.iter().map(Key::hex).collect(),
+            keys: self.keys().map(Key::hex).collect(),
         };
         let text =
             Zeroizing::new(serde_json::to_string_pretty(&file).map_err(|e| err(e.to_string()))?);
@@ -254,12 +266,11 @@ impl Keyring {
 
     /// The key new values are sealed with.
     pub fn primary(&self) -> &Key {
-        // `new` refuses an empty list.
-        &self.keys[self.keys.len() - 1]
+        &self.primary
     }
 
     pub fn key_ids(&self) -> Vec<String> {
-        self.keys.iter().map(|k| k.id.clone()).collect()
+        self.keys().map(|k| k.id.clone()).collect()
     }
 
     /// Seals `plaintext` for `purpose` (e.g. `connection.header`) and
@@ -306,8 +317,7 @@ impl Keyring {
         sealed: &Sealed,
     ) -> Result<Zeroizing<Vec<u8>>, VaultError> {
         let key = self
-            .keys
-            .iter()
+            .keys()
             .find(|k| k.id == sealed.key_id)
             .ok_or_else(|| VaultError::UnknownKey(sealed.key_id.clone()))?;
         let Some(b64) = sealed.blob.strip_prefix(&format!("{FORMAT}.")) else {
